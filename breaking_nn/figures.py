@@ -1,0 +1,125 @@
+"""Regenerate the blog's seven figures (nn-1.png ... nn-7.png) and its printed numbers.
+
+Command line (``make figures``)::
+
+    python -m breaking_nn.figures [--out figures] [--image PATH_OR_URL] [--weights PATH|generated]
+
+Writes ``nn-1.png`` (the cat), ``nn-2.png`` (gradient toward mouse),
+``nn-3.png`` (one 0.9-sign step), ``nn-4.png`` (original predictions),
+``nn-5.png`` (the penguin), ``nn-6.png`` (evolution plot), ``nn-7.png``
+("Persian or not?") and ``predictions.txt`` with the blog's text output.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import paths
+from .attack import trick
+from .errors import BreakingNNError, ImageLoadError
+from .images import BLOG_IMAGE_URL, default_image, load_image
+from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT
+from .model import Classifier, format_predictions, load_googlenet
+
+def load_blog_image(source: Optional[str] = None, *, log: Callable[[str], None] = print) -> np.ndarray:
+    """The image to attack, (H, W, 3) RGB 0-1: ``source``, else the blog's photo, else offline Chelsea."""
+    if source:
+        return load_image(source)
+    try:
+        return load_image(BLOG_IMAGE_URL, timeout=10)
+    except ImageLoadError as exc:
+        log(f"Could not fetch the blog's photo ({exc}).\nUsing scikit-image's offline cat photo instead.")
+        return default_image()
+
+
+def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: bool = False) -> list[Path]:
+    """Draw the seven figures for ``image`` (H, W, 3) RGB 0-1 into ``out``; return their paths."""
+    from matplotlib import pyplot as plt
+
+    from .plotting import blog_style, plot_steps, show_gradient, show_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    written: list[Path] = []
+
+    def section(title: str, probs: np.ndarray, n: int) -> None:
+        text.write(f"## {title}\n{format_predictions(probs, model.labels, n)}\n\n")
+
+    def save(name: str, draw: Callable[[object], None], figsize=(4, 4)) -> None:
+        with blog_style():
+            fig, ax = plt.subplots(figsize=figsize)
+            draw(ax)
+            fig.tight_layout()
+            fig.savefig(out / name, dpi=72)
+            plt.close(fig)
+        written.append(out / name)
+
+    data = model.preprocess(image)
+    section("The cat", model.forward(data), 1)
+    save("nn-1.png", lambda ax: show_image(model, data, ax=ax))
+
+    grad = model.compute_gradient(data, MOUSE)
+    save("nn-2.png", lambda ax: show_gradient(model, grad, "Gradient for mouse prediction", ax=ax))
+
+    one_step = np.round(data + 0.9 * np.sign(grad))
+    section("One 0.9 * sign(gradient) step toward mouse", model.forward(one_step), 5)
+    save("nn-3.png", lambda ax: show_image(model, one_step, ax=ax))
+
+    section("Original predictions", model.forward(data), 5)
+    save("nn-4.png", lambda ax: show_image(model, data, "Original predictions", ax=ax))
+
+    penguin, steps = trick(model, data, KING_PENGUIN, n_steps=30, progress=progress)
+    section("After trick(king penguin, n_steps=30)", model.forward(penguin), 6)
+    save("nn-5.png", lambda ax: show_image(model, penguin, "New predictions for altered image", ax=ax))
+
+    def evolution(ax) -> None:
+        plot_steps(steps, [MOUSE, COMPUTER_KEYBOARD, PERSIAN_CAT, KING_PENGUIN], labels=model.labels, ax=ax)
+        ax.set_title("Prediction for labels at each step")
+
+    save("nn-6.png", evolution, figsize=(10, 5))
+
+    persian, _ = trick(model, data, PERSIAN_CAT, n_steps=10, progress=progress)
+    section("After trick(Persian cat, n_steps=10)", model.forward(persian), 6)
+    save("nn-7.png", lambda ax: show_image(model, persian, "Persian or not?", ax=ax))
+
+    (out / "predictions.txt").write_text(text.getvalue())
+    return written
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m breaking_nn.figures", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: %(default)s)")
+    parser.add_argument("--image", default=None, help="image path or URL (default: the blog's photo)")
+    parser.add_argument("--weights", default=None,
+                        help="GoogLeNet caffemodel (default: downloaded to models/bvlc_googlenet/); "
+                             "'generated' runs on generated weights, whose predictions mean nothing")
+    args = parser.parse_args(argv)
+    try:
+        with contextlib.ExitStack() as stack:
+            weights = args.weights
+            if weights == "generated":
+                from .generated import WARNING, generate_weights
+
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                weights = generate_weights(paths.googlenet_prototxt(), tmp / "generated.caffemodel")
+                print(f"WARNING: {WARNING}")
+            model = load_googlenet(weights)
+            written = make_figures(model, load_blog_image(args.image), args.out, progress=True)
+    except BreakingNNError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print((args.out / "predictions.txt").read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Read images from files, URLs or arrays into the layout caffe.io expects.
+
+Every function here returns an image as a float32 array of shape (H, W, 3):
+HWC layout, RGB channel order, values 0.0-1.0 (what ``caffe.io.load_image``
+returns). Grayscale is repeated over the three channels; alpha is dropped.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import requests
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+ImageSource = Union[str, Path, np.ndarray, Image.Image]
+
+#: The blog's photo of Liz the cat (the image behind its numbers).
+BLOG_IMAGE_URL = "https://github.com/livz/livz.github.io/raw/master/assets/images/liz.jpg"
+#: Largest download accepted by :func:`fetch_image_bytes`, in bytes.
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+
+
+def load_image(source: ImageSource, *, timeout: float = 20.0) -> np.ndarray:
+    """Load an image as (H, W, 3) float32 RGB in 0-1.
+
+    ``source`` is a local path, an ``http(s)://`` URL, a PIL image, or an array:
+    (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1.
+
+    >>> img = load_image("liz.jpg")          # doctest: +SKIP
+    >>> img.shape, img.dtype                 # doctest: +SKIP
+    ((948, 533, 3), dtype('float32'))
+    """
+    if isinstance(source, Image.Image):
+        return _pil_to_array(source, "the given PIL image")
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source)
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        return decode_image(fetch_image_bytes(text, timeout=timeout), text)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ImageLoadError(f"image file {path} does not exist: check the path (or pass an http(s) URL)")
+    return decode_image(path.read_bytes(), str(path))
+
+
+def decode_image(data: bytes, origin: str = "the data") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, GIF, ...) with Pillow; see :func:`load_image`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return _pil_to_array(img, origin)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
+        start = data[:60].decode("utf-8", "replace").strip()
+        raise ImageLoadError(
+            f"{origin} is not an image Pillow can read ({type(exc).__name__}: {exc}); "
+            f"it starts with {start!r}. Give a JPEG, PNG, GIF, BMP or WebP file."
+        ) from None
+
+
+def fetch_image_bytes(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    """Download ``url`` (at most ``max_bytes``) and return the body's bytes."""
+    try:
+        with requests.get(url, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise ImageLoadError(
+                    f"could not fetch {url}: HTTP {response.status_code} {response.reason}. "
+                    "Check the URL, or download the image and pass its local path."
+                )
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > max_bytes:
+                raise ImageLoadError(_too_big(url, max_bytes))
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ImageLoadError(_too_big(url, max_bytes))
+            return bytes(body)
+    except requests.RequestException as exc:
+        raise ImageLoadError(
+            f"could not fetch {url}: {type(exc).__name__}: {exc}. "
+            "Check the network, or download the image and pass its local path."
+        ) from None
+
+
+def default_image() -> np.ndarray:
+    """An offline cat: scikit-image's CC0 photo of Chelsea, (300, 451, 3) RGB 0-1."""
+    from skimage import data
+
+    return _array_to_image(data.chelsea())
+
+
+def _too_big(url: str, max_bytes: int) -> str:
+    return (f"{url} is larger than {max_bytes // (1024 * 1024)} MiB: not loading it. "
+            "Shrink the image, or download it and pass its local path.")
+
+
+def _pil_to_array(img: Image.Image, origin: str) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(img, dtype=np.float32)
+        scale = 65535.0 if img.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        return _array_to_image(np.clip(grey / scale, 0.0, 1.0))
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) == 0:
+        raise ImageLoadError(f"{origin} decoded to an unusable array of shape {arr.shape}")
+    return arr
+
+
+def _array_to_image(arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None].repeat(3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) == 0:
+        raise ImageLoadError(
+            f"an image array must be (H, W), (H, W, 3) or (H, W, 4) (HWC layout), not shape {a.shape}; "
+            "for Caffe's (3, H, W) blobs use Classifier.deprocess first"
+        )
+    if a.shape[2] == 1:
+        a = a.repeat(3, axis=2)
+    a = a[:, :, :3]
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ImageLoadError(f"an image array must be uint8 (0-255) or float (0-1), not {a.dtype}")
+    if not np.isfinite(a).all() or a.min() < 0.0 or a.max() > 1.0:
+        raise ImageLoadError("a float image array must hold values in 0-1 (divide 0-255 data by 255)")
+    return a.astype(np.float32)

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe's Python bindings (pycaffe) from source: the one recipe used by
+# the host set-up (scripts/setup.sh) and the Docker image (Dockerfile).
+#
+#   docker/build-caffe.sh --python PY --out DIR [--device cpu|cuda]
+#                         [--cuda-arch "70 75 80 86 89 90"] [--sdist FILE]
+#                         [--work DIR] [--jobs N]
+#
+# PY must already have numpy installed (its headers are compiled in). The result,
+# DIR/caffe, is a self-contained Python package: the pycaffe modules, _caffe.so,
+# libcaffe.so.* beside it (found through an $ORIGIN rpath) and build_info.json.
+# DIR is written only when the build succeeded (built in DIR.partial, then renamed).
+# System packages come first: docker/install-build-deps.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=caffe-source.env
+. "$here/caffe-source.env"
+
+python=""; out=""; device=cpu; cuda_arch="70 75 80 86 89 90"; sdist=""; work=""
+jobs=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --python) python=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --sdist) sdist=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    *) echo "build-caffe: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+die() { echo "build-caffe: $*" >&2; exit 1; }
+[ -n "$python" ] && [ -n "$out" ] || die "--python and --out are required (see the usage at the top of $0)"
+case "$device" in cpu|cuda) ;; *) die "--device must be 'cpu' or 'cuda', not '$device'" ;; esac
+command -v "$python" >/dev/null || die "Python interpreter '$python' not found"
+for tool in make g++ protoc patchelf; do
+  command -v "$tool" >/dev/null || die "'$tool' is missing: run docker/install-build-deps.sh (as root) first"
+done
+
+# --- Where the system pieces are -------------------------------------------------
+arch=$(gcc -dumpmachine)
+py_info=$("$python" - <<'PY'
+import sysconfig, sys
+try:
+    import numpy
+except ImportError:
+    sys.exit("numpy is not installed in this Python: install requirements.txt first")
+print(sysconfig.get_paths()["include"], numpy.get_include(),
+      "%d%d" % sys.version_info[:2], sysconfig.get_config_var("LDVERSION"))
+PY
+) || die "could not query '$python' (is numpy installed in it?)"
+read -r py_include np_include py_tag py_ldversion <<<"$py_info"
+[ -f "$py_include/Python.h" ] || die "Python headers missing ($py_include/Python.h): install python3-dev"
+boost_py="boost_python$py_tag"
+ls /usr/lib/"$arch"/lib"$boost_py".so >/dev/null 2>&1 \
+  || die "lib$boost_py.so not found: boost-python for Python ${py_tag:0:1}.${py_tag:1} is missing. Install libboost-python-dev, and build with the distribution's own python3 (/usr/bin/python3), which that boost-python was built for."
+blas_include=""
+for d in /usr/include/"$arch"/openblas-pthread /usr/include/openblas /usr/include; do
+  [ -f "$d/cblas.h" ] && { blas_include=$d; break; }
+done
+[ -n "$blas_include" ] || die "cblas.h not found: install libopenblas-dev"
+
+export CAFFE_DEVICE=$device CAFFE_LIB_ARCH=$arch CAFFE_BLAS_INCLUDE=$blas_include
+export CAFFE_PYTHON_INCLUDE="$py_include $np_include"
+export CAFFE_PYTHON_LIBS="$boost_py python$py_ldversion"
+if [ "$device" = cuda ]; then
+  export CAFFE_CUDA_DIR=${CUDA_HOME:-/usr/local/cuda}
+  [ -x "$CAFFE_CUDA_DIR/bin/nvcc" ] || die "nvcc not found in $CAFFE_CUDA_DIR/bin: use a CUDA devel base image or set CUDA_HOME"
+  flags=""; last=""
+  for a in $cuda_arch; do flags+=" -gencode arch=compute_$a,code=sm_$a"; last=$a; done
+  # PTX for the newest architecture, so later GPUs can JIT-compile it.
+  export CAFFE_CUDA_ARCH="$flags -gencode arch=compute_$last,code=compute_$last"
+fi
+
+# --- Source: the pinned sdist --------------------------------------------------------
+work=${work:-$(mktemp -d)}
+mkdir -p "$work"
+if [ -z "$sdist" ]; then
+  sdist="$work/$CAFFE_SDIST_NAME-$CAFFE_SDIST_VERSION.tar.gz"
+  if [ ! -f "$sdist" ]; then
+    echo "build-caffe: downloading $CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION from PyPI"
+    "$python" -m pip download --quiet --no-deps --no-binary :all: \
+      "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION" -d "$work" \
+      || die "could not download $CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION from PyPI (network or index settings)"
+  fi
+fi
+actual=$(sha256sum "$sdist" | cut -d' ' -f1)
+[ "$actual" = "$CAFFE_SDIST_SHA256" ] \
+  || die "$sdist has SHA-256 $actual, expected $CAFFE_SDIST_SHA256 (docker/caffe-source.env). Delete it and run again."
+
+src="$work/src"
+rm -rf "$src" && mkdir -p "$src"
+tar -xzf "$sdist" -C "$src" --strip-components=1
+
+# --- Patches for today's libraries ---------------------------------------------------
+# caffe/io.py never imports skimage's resize, passes the as_grey keyword that
+# scikit-image removed, and relies on the 2017 resize that did no anti-aliasing
+# (the blog's numbers depend on it). The pb2 module is regenerated by our protoc.
+io_py="$src/python/caffe/io.py"
+sed -i \
+  -e 's/^import skimage\.io$/import skimage.io\nfrom skimage.transform import resize/' \
+  -e 's/as_grey=not color/as_gray=not color/' \
+  -e "s/order=interp_order, mode='constant')/order=interp_order, mode='constant', anti_aliasing=False)/" \
+  "$io_py"
+grep -q '^from skimage.transform import resize$' "$io_py" \
+  && grep -q 'as_gray=not color' "$io_py" \
+  && grep -q 'anti_aliasing=False' "$io_py" \
+  || die "patching caffe/io.py failed: the source is not the expected one"
+rm -f "$src/python/caffe/proto/caffe_pb2.py"
+cp "$here/Makefile.config" "$src/Makefile.config"
+
+# --- Build -------------------------------------------------------------------------
+log="$work/build.log"
+echo "build-caffe: building pycaffe ($device, $jobs jobs); log: $log"
+if ! make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1; then
+  echo "build-caffe: the build failed. Last lines of $log:" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+
+# --- Assemble the self-contained package -------------------------------------------
+partial="$out.partial"
+rm -rf "$partial" && mkdir -p "$partial"
+cp -rL "$src/python/caffe" "$partial/caffe"
+rm -rf "$partial/caffe/test" "$partial/caffe/_caffe.cpp"
+find "$partial/caffe" -name __pycache__ -prune -exec rm -rf {} +
+# _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
+# temp/lib as libcaffe.so.1.0.0-rc3); it goes beside _caffe.so, found via $ORIGIN.
+libcaffe=$(patchelf --print-needed "$partial/caffe/_caffe.so" | grep '^libcaffe\.so') \
+  || die "_caffe.so does not link libcaffe: unexpected build output"
+libcaffe_path=$(find -L "$src" -path '*/lib/*' -name "$libcaffe" -type f | head -n 1)
+[ -n "$libcaffe_path" ] || die "the build produced no $libcaffe"
+cp -L "$libcaffe_path" "$partial/caffe/$libcaffe"
+patchelf --set-rpath '$ORIGIN' "$partial/caffe/_caffe.so"
+patchelf --set-rpath '$ORIGIN' "$partial/caffe/$libcaffe"
+cat >"$partial/caffe/build_info.json" <<JSON
+{"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
+ "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
+ "cuda_arch": "$( [ "$device" = cuda ] && echo "$cuda_arch" )"}
+JSON
+rm -rf "$out"
+mv "$partial" "$out"
+echo "build-caffe: done: $out/caffe"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Set up breaking-nn on this machine (Debian 12 / Ubuntu 22.04), idempotently:
+#   1. system packages for building Caffe   (docker/install-build-deps.sh; apt, as root)
+#   2. the virtual environment .venv         (requirements.txt)
+#   3. BVLC Caffe's pycaffe, CPU-only       (docker/build-caffe.sh), cached by source
+#      hash and build configuration in $BREAKING_NN_CACHE (~/.cache/breaking-nn)
+#   4. pycaffe and breaking_nn (editable) installed into .venv
+# A second run finds everything in place and takes seconds.
+#
+# Environment: PYTHON (default /usr/bin/python3: the interpreter boost-python was
+# built for), VENV (default .venv), BREAKING_NN_CACHE.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-/usr/bin/python3}
+venv=${VENV:-$root/.venv}
+cache=${BREAKING_NN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/breaking-nn}
+start=$(date +%s)
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+# --- 0. What this machine has --------------------------------------------------------
+[ -x "$python" ] || command -v "$python" >/dev/null || die "no Python at $python. Install it (sudo apt-get install python3 python3-venv python3-dev) or set PYTHON=/path/to/python3."
+"$python" - <<'PY' || die "breaking-nn needs Python 3.10, 3.11 or 3.12 (the distribution's python3 on Debian 12 / Ubuntu 22.04); $python is $("$python" -V 2>&1). Set PYTHON=/usr/bin/python3."
+import sys
+sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
+PY
+
+# --- 1. System packages --------------------------------------------------------------
+missing=$(docker/install-build-deps.sh --missing 2>/dev/null || true)
+if [ -n "$missing" ]; then
+  if ! command -v apt-get >/dev/null; then
+    die "apt-get not found. Install by hand the equivalents of: $(echo $missing). Then run this again."
+  elif [ "$(id -u)" = 0 ]; then
+    say "installing system packages: $(echo $missing)"
+    docker/install-build-deps.sh
+  elif sudo -n true 2>/dev/null; then
+    say "installing system packages with sudo: $(echo $missing)"
+    sudo docker/install-build-deps.sh
+  else
+    die "missing system packages: $(echo $missing). Install them with: sudo docker/install-build-deps.sh   then run this again."
+  fi
+fi
+command -v g++ >/dev/null || die "no C++ compiler (g++): sudo apt-get install build-essential"
+
+# --- 2. Virtual environment ----------------------------------------------------------
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sys" 2>/dev/null; then
+  say "creating $venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv" || die "could not create a virtual environment: sudo apt-get install python3-venv"
+fi
+vpy=$venv/bin/python
+req_key=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.requirements-key" 2>/dev/null)" != "$req_key" ]; then
+  say "installing Python packages (requirements.txt)"
+  "$vpy" -m pip install --quiet --upgrade pip
+  "$vpy" -m pip install --quiet -r requirements.txt
+  "$vpy" -m pip install --quiet --no-deps -e .
+  echo "$req_key" >"$venv/.requirements-key"
+fi
+
+# --- 3. Caffe, built once per source and configuration ------------------------------
+caffe_key=$( {
+  cat docker/caffe-source.env docker/Makefile.config docker/build-caffe.sh
+  "$vpy" -c "import sys, numpy; print(sys.version, numpy.__version__)"
+  grep -E '^(ID|VERSION_ID)=' /etc/os-release 2>/dev/null
+  uname -m; echo cpu
+} | sha256sum | cut -c1-16)
+built=$cache/caffe-$caffe_key
+if [ ! -f "$built/caffe/_caffe.so" ]; then
+  say "building BVLC Caffe (CPU) into $built: about 5 minutes on 2 cores, once"
+  mkdir -p "$cache/work"
+  docker/build-caffe.sh --python "$vpy" --out "$built" --device cpu --work "$cache/work" \
+    || die "the Caffe build failed (see the log lines above)"
+else
+  say "Caffe build $caffe_key found in the cache"
+fi
+
+# --- 4. Install pycaffe into the venv (never half-installed) -------------------------
+site=$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+if [ "$(cat "$site/caffe/.build-key" 2>/dev/null)" != "$caffe_key" ]; then
+  say "installing pycaffe into $venv"
+  tmp=$(mktemp -d "$site/.caffe-install.XXXXXX")
+  cp -r "$built/caffe" "$tmp/caffe"
+  echo "$caffe_key" >"$tmp/caffe/.build-key"  # written last: marks a complete copy
+  rm -rf "$site/caffe"
+  mv "$tmp/caffe" "$site/caffe"
+  rmdir "$tmp"
+fi
+
+env -u PYTHONPATH -u LD_LIBRARY_PATH "$vpy" -c "import caffe, breaking_nn" \
+  || die "pycaffe does not import from $venv; remove $built and $venv and run this again"
+say "ready in $(( $(date +%s) - start ))s: $vpy (caffe $caffe_key)"

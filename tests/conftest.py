@@ -1,0 +1,101 @@
+"""Shared fixtures: real Caffe nets, a loopback HTTP server, the blog's files."""
+from __future__ import annotations
+
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import breaking_nn as bnn  # noqa: E402
+from breaking_nn import paths  # noqa: E402
+from breaking_nn.generated import generate_weights  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def liz_path() -> Path:
+    """The blog's cat photo from ../shared/data (skips where it is absent)."""
+    path = SHARED_DATA / "liz.jpg"
+    if not path.is_file():
+        pytest.skip(f"the blog's photo {path} is absent (it lives in ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def generated_googlenet_weights(tmp_path_factory) -> Path:
+    """GoogLeNet's real architecture with generated, seeded weights."""
+    return generate_weights(paths.googlenet_prototxt(), tmp_path_factory.mktemp("gen") / "googlenet.caffemodel")
+
+
+@pytest.fixture(scope="session")
+def googlenet(generated_googlenet_weights) -> bnn.Classifier:
+    return bnn.load_googlenet(generated_googlenet_weights)
+
+
+@pytest.fixture(scope="session")
+def cat_data(googlenet) -> "np.ndarray":
+    """An offline cat (scikit-image's Chelsea) as GoogLeNet input (3, 224, 224)."""
+    return googlenet.preprocess(bnn.default_image())
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> bnn.Classifier:
+    """A small classifier trained here with Caffe's SGD solver (see tiny_classifier)."""
+    from tiny_classifier import train
+
+    return train(tmp_path_factory.mktemp("tiny"))
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 serving ``routes``: path -> (status, body, headers)."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, bytes, dict]] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                status, body, headers = server.routes.get(self.path, (404, b"not found", {}))
+                self.send_response(status)
+                headers = {"Content-Length": str(len(body)), **headers}
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+@pytest.fixture
+def http_server():
+    server = LoopbackServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/bvlc_googlenet.caffemodel"

@@ -1,0 +1,74 @@
+"""pycaffe as scripts/setup.sh installs it: importable by itself, forward and backward work."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from breaking_nn.caffe_runtime import build_info, import_caffe, use_device
+from breaking_nn.errors import CaffeNotAvailableError
+
+REPO = Path(__file__).resolve().parents[1]
+IN_PROJECT_VENV = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
+
+
+def test_caffe_imports_without_any_path_variables():
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
+    out = subprocess.run([sys.executable, "-c", "import caffe, sys; print(caffe.__file__)"],
+                         env=env, capture_output=True, text=True, check=True, cwd="/")
+    assert Path(out.stdout.strip()).resolve().is_relative_to(Path(sys.prefix).resolve())
+
+
+def test_build_is_recorded_as_cpu_only():
+    info = build_info()
+    assert info["device"] == "cpu"
+    assert info["source"] == "brocolli-caffe==9.0.2"
+
+
+def test_asking_a_cpu_build_for_a_gpu_is_a_clear_error_not_an_abort():
+    with pytest.raises(CaffeNotAvailableError, match="CPU-only"):
+        use_device("gpu", 0)
+    use_device("cpu")
+
+
+def test_tiny_net_forward_and_backward_on_cpu(tmp_path):
+    """y = W x + b, and the data gradient W^T dy, computed by Caffe's InnerProduct."""
+    caffe = import_caffe()
+    caffe.set_mode_cpu()
+    proto = tmp_path / "tiny.prototxt"
+    proto.write_text(
+        'force_backward: true\n'
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 3 } }\n'
+    )
+    net = caffe.Net(str(proto), caffe.TEST)
+    rng = np.random.default_rng(0)
+    w, b, x, dy = rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(1, 4)), rng.normal(size=(1, 3))
+    net.params["ip"][0].data[...] = w
+    net.params["ip"][1].data[...] = b
+    net.blobs["data"].data[...] = x
+    y = net.forward()["ip"]
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-5)
+    dx = net.backward(ip=dy.astype(np.float32))["data"]
+    np.testing.assert_allclose(dx, dy @ w, rtol=1e-5)
+
+
+@pytest.mark.skipif(not IN_PROJECT_VENV, reason="runs scripts/setup.sh, which manages the checkout's .venv")
+def test_second_setup_is_a_cache_hit(capsys):
+    caffe_so = Path(import_caffe().__file__).parent / "_caffe.so"
+    before = caffe_so.stat().st_mtime_ns
+    start = time.monotonic()
+    out = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    elapsed = time.monotonic() - start
+    assert "found in the cache" in out.stdout
+    assert "building BVLC Caffe" not in out.stdout
+    assert "installing pycaffe" not in out.stdout
+    assert caffe_so.stat().st_mtime_ns == before
+    with capsys.disabled():
+        print(f"\n[warm set-up took {elapsed:.1f} s]")

@@ -1,0 +1,66 @@
+"""The tutorial notebook, executed by a real kernel (papermill), and the figures command."""
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "breaking-neural-network.ipynb"
+
+pytestmark = pytest.mark.slow
+
+
+def test_notebook_is_committed_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"cells {dirty} have outputs: run `make strip-notebooks` before committing"
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+
+
+def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, liz_path):
+    import papermill
+
+    out = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(NOTEBOOK), str(out), cwd=str(REPO / "notebooks"), kernel_name="python3",
+                               parameters={"weights": "generated", "image_source": str(liz_path)},
+                               progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "a cell did not run"
+    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "GENERATED weights" in text and "meaningless" in text
+    assert "label: " in text and "certainty: " in text
+    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 7  # the cat, gradient, one step, original, penguin, evolution, Persian
+
+
+def test_figures_command_writes_the_seven_pngs(tmp_path, liz_path):
+    out = tmp_path / "figures"
+    result = subprocess.run([sys.executable, "-m", "breaking_nn.figures", "--out", str(out), "--weights",
+                             "generated", "--image", str(liz_path)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "GENERATED weights" in result.stdout
+    for i in range(1, 8):
+        with Image.open(out / f"nn-{i}.png") as img:
+            img.verify()
+        with Image.open(out / f"nn-{i}.png") as img:
+            assert img.format == "PNG"
+            width, height = img.size
+            assert 200 <= width <= 1000 and 200 <= height <= 600, (i, img.size)
+            assert len(set(img.convert("L").getdata())) > 20  # a picture, not a blank canvas
+    assert "label: 145 (king penguin" in (out / "predictions.txt").read_text() or \
+        "After trick(king penguin" in (out / "predictions.txt").read_text()
+
+
+def test_figures_command_without_weights_says_how_to_get_them(tmp_path):
+    env = {"BREAKING_NN_WEIGHTS": str(tmp_path / "none.caffemodel"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "breaking_nn.figures", "--out", str(tmp_path / "f"),
+                             "--weights", str(tmp_path / "none.caffemodel")],
+                            capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 1
+    assert "error: weights file" in result.stderr and "make weights" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "f").exists()
