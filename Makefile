@@ -41,7 +41,7 @@ benchmark: setup
 	$(PY) scripts/benchmark.py
 
 ## Build the CPU Docker image with podman (as root) and check it (see docker/check-image.sh).
-docker-test:
+docker-test: setup
 	docker/check-image.sh
 
 clean:

@@ -16,26 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import breaking_nn as bnn
 from breaking_nn import paths
+from breaking_nn.blog_reference import blog_trick
 from breaking_nn.generated import generate_weights
-
-
-def blog_trick(net, image, label, n_steps):
-    """The blog's loop on a raw caffe.Net: predict + compute_gradient per step."""
-    steps = []
-    for _ in range(n_steps - 1):
-        net.blobs["data"].data[...] = image
-        steps.append(net.forward()["prob"].copy())
-        net.blobs["data"].data[...] = image
-        net.forward()
-        top = np.zeros_like(net.blobs["prob"].data)
-        top[0][label] = 1
-        grad = net.backward(prob=top)["data"].copy()
-        image = image + np.sign(grad) * 0.9 / n_steps
-    return image, steps
 
 
 def timed(fn) -> float:

@@ -4,28 +4,9 @@ import pytest
 
 import breaking_nn as bnn
 from breaking_nn import ModelError
+from breaking_nn.blog_reference import blog_trick
 
 pytestmark = pytest.mark.slow
-
-
-def blog_trick(net, image, desired_label, n_steps):
-    """The blog's predict / compute_gradient / trick, verbatim in spirit, on a raw caffe.Net."""
-    def predict(data):
-        net.blobs["data"].data[...] = data
-        return net.forward()["prob"]
-
-    def compute_gradient(data, label):
-        predict(data)
-        probs = np.zeros_like(net.blobs["prob"].data)
-        probs[0][label] = 1
-        return net.backward(prob=probs)["data"].copy()
-
-    prediction_steps = []
-    for _ in range(n_steps - 1):
-        prediction_steps.append(np.copy(predict(image)))
-        delta = np.sign(compute_gradient(image, desired_label))
-        image = image + delta * 0.9 / n_steps
-    return image, prediction_steps
 
 
 class Counter:

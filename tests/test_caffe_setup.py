@@ -72,3 +72,23 @@ def test_second_setup_is_a_cache_hit(capsys):
     assert caffe_so.stat().st_mtime_ns == before
     with capsys.disabled():
         print(f"\n[warm set-up took {elapsed:.1f} s]")
+
+
+def test_setup_names_a_missing_python(tmp_path):
+    out = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHON": str(tmp_path / "no-python3"), "VENV": str(tmp_path / "venv")})
+    assert out.returncode != 0
+    assert f"no Python at {tmp_path / 'no-python3'}" in out.stderr and "PYTHON=" in out.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+@pytest.mark.skipif(not IN_PROJECT_VENV, reason="runs scripts/setup.sh, which manages the checkout's .venv")
+def test_setup_reinstalls_an_incomplete_pycaffe():
+    """A copy without its completion marker (an interrupted install) is replaced."""
+    marker = Path(import_caffe().__file__).parent / ".build-key"
+    key = marker.read_text()
+    marker.unlink()
+    out = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "installing pycaffe" in out.stdout and "building BVLC Caffe" not in out.stdout
+    assert marker.read_text() == key

@@ -1,0 +1,78 @@
+# breaking-nn: BVLC Caffe (built from source) + Jupyter Lab + the tutorial.
+#
+# GPU (default; CUDA 12.4, no cuDNN, for sm_70 ... sm_90):
+#   docker build -t breaking-nn .
+# CPU:
+#   docker build -t breaking-nn:cpu --build-arg CAFFE_DEVICE=cpu \
+#     --build-arg BASE_IMAGE=debian:12 --build-arg RUNTIME_IMAGE=debian:12 .
+#
+# Build arguments:
+#   BASE_IMAGE     the build stage (compilers, CUDA toolkit for a GPU build)
+#   RUNTIME_IMAGE  the final stage (no compilers; same distribution as BASE_IMAGE)
+#   CAFFE_DEVICE   cuda | cpu
+#   CUDA_ARCH      GPU architectures compiled for (compute capabilities x10)
+#   BAKE_WEIGHTS   1: download GoogLeNet's weights (53.5 MB) into the image
+# Behind a TLS-intercepting proxy, give its CA bundle as a build secret:
+#   --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt
+ARG BASE_IMAGE=nvidia/cuda:12.4.1-devel-ubuntu22.04
+ARG RUNTIME_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04
+
+# ---------------------------------------------------------------- build stage
+FROM ${BASE_IMAGE} AS build
+ARG CAFFE_DEVICE=cuda
+ARG CUDA_ARCH="70 75 80 86 89 90"
+ARG BAKE_WEIGHTS=0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+
+COPY docker/install-build-deps.sh docker/with-ca.sh /src/docker/
+RUN /src/docker/install-build-deps.sh
+
+COPY requirements.txt /src/
+RUN --mount=type=secret,id=ca-bundle python3 -m venv /opt/venv \
+    && /src/docker/with-ca.sh /opt/venv/bin/pip install --quiet -r /src/requirements.txt
+
+# The same recipe as the host set-up (scripts/setup.sh).
+COPY docker/ /src/docker/
+RUN --mount=type=secret,id=ca-bundle /src/docker/with-ca.sh /src/docker/build-caffe.sh --python /opt/venv/bin/python --device "${CAFFE_DEVICE}" \
+      --cuda-arch "${CUDA_ARCH}" --out /opt/caffe-build --work /tmp/caffe-work \
+    && rm -rf /tmp/caffe-work
+RUN cp -r /opt/caffe-build/caffe "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/caffe" \
+    && /src/docker/runtime-packages.sh /opt/caffe-build > /opt/runtime-packages.txt
+
+COPY pyproject.toml README.md LICENSE /home/user/breaking-nn/
+COPY breaking_nn/ /home/user/breaking-nn/breaking_nn/
+RUN --mount=type=secret,id=ca-bundle \
+    /src/docker/with-ca.sh /opt/venv/bin/pip install --quiet --no-deps -e /home/user/breaking-nn
+
+RUN --mount=type=secret,id=ca-bundle mkdir -p /weights \
+    && if [ "${BAKE_WEIGHTS}" = 1 ]; then \
+         /src/docker/with-ca.sh /opt/venv/bin/python -m breaking_nn.weights --quiet --dest /weights/bvlc_googlenet.caffemodel; \
+       fi
+
+# ---------------------------------------------------------------- final stage
+FROM ${RUNTIME_IMAGE}
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY --from=build /opt/runtime-packages.txt /tmp/
+RUN apt-get update \
+    && xargs -a /tmp/runtime-packages.txt apt-get install -y --no-install-recommends python3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt \
+    && useradd --create-home --uid 1000 --shell /bin/bash user
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=user:user /home/user/breaking-nn /home/user/breaking-nn
+COPY --chown=user:user models/ /home/user/breaking-nn/models/
+COPY --chown=user:user notebooks/ /home/user/breaking-nn/notebooks/
+COPY --chown=user:user tests/ /home/user/breaking-nn/tests/
+COPY --chown=user:user docker/start-jupyter.sh /usr/local/bin/start-jupyter
+COPY --from=build --chown=user:user /weights /weights
+
+ENV PATH=/opt/venv/bin:$PATH \
+    BREAKING_NN_WEIGHTS=/weights/bvlc_googlenet.caffemodel \
+    MPLBACKEND=Agg
+USER 1000:1000
+WORKDIR /home/user/breaking-nn
+# Weights download here on first use; mount a volume to keep them.
+VOLUME /weights
+EXPOSE 8888
+CMD ["start-jupyter"]
