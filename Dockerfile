@@ -33,7 +33,7 @@ RUN --mount=type=secret,id=ca-bundle python3 -m venv /opt/venv \
     && /src/docker/with-ca.sh /opt/venv/bin/pip install --quiet -r /src/requirements.txt
 
 # The same recipe as the host set-up (scripts/setup.sh).
-COPY docker/ /src/docker/
+COPY docker/build-caffe.sh docker/Makefile.config docker/caffe-source.env docker/runtime-packages.sh /src/docker/
 RUN --mount=type=secret,id=ca-bundle /src/docker/with-ca.sh /src/docker/build-caffe.sh --python /opt/venv/bin/python --device "${CAFFE_DEVICE}" \
       --cuda-arch "${CUDA_ARCH}" --out /opt/caffe-build --work /tmp/caffe-work \
     && rm -rf /tmp/caffe-work

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import paths
 from .attack import trick
-from .errors import BreakingNNError, ImageLoadError
+from .errors import BreakingNNError, ImageLoadError, WeightsError
 from .images import BLOG_IMAGE_URL, default_image, load_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT
 from .model import Classifier, format_predictions, load_googlenet
@@ -115,6 +115,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             written = make_figures(model, load_blog_image(args.image), args.out, progress=True)
     except BreakingNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, WeightsError):
+            print("To run the code without the trained weights: --weights generated "
+                  "(make figures WEIGHTS=generated); its predictions mean nothing.", file=sys.stderr)
         return 1
     print((args.out / "predictions.txt").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in written))

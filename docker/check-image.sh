@@ -94,24 +94,24 @@ lap "tests (the notebook included) pass inside the image"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 log=$(mktemp)
-buildah run --isolation chroot --env JUPYTER_TOKEN="$token" "$ctr" -- \
-  start-jupyter --ServerApp.port="$port" --ServerApp.ip=127.0.0.1 >"$log" 2>&1 &
+buildah run --isolation chroot --env JUPYTER_TOKEN="$token" --env JUPYTER_IP=127.0.0.1 \
+  --env JUPYTER_PORT="$port" "$ctr" -- start-jupyter >"$log" 2>&1 &
 jupyter_pid=$!
 for _ in $(seq 1 60); do
   curl -s -o /dev/null "http://127.0.0.1:$port/api/status?token=$token" && break
   sleep 1
 done
-without=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/status")
-with=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: token $token" "http://127.0.0.1:$port/api/status")
+without=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/status" || true)
+with=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: token $token" "http://127.0.0.1:$port/api/status" || true)
 [ "$with" = 200 ] || { cat "$log" >&2; die "Jupyter did not answer with the token (HTTP $with)"; }
 [ "$without" = 403 ] || die "Jupyter answered HTTP $without without a token (expected 403)"
-server_pid=$(pgrep -f "jupyter-lab.*--ServerApp.port=$port" | head -n 1 || pgrep -f "jupyter.*lab.*$port" | head -n 1)
+server_pid=$(pgrep -f "jupyter.lab .*--port=$port" | head -n 1 || true)
 [ -n "$server_pid" ] || die "could not find the Jupyter server process"
 server_uid=$(awk '/^Uid:/ {print $2}' "/proc/$server_pid/status")
 [ "$server_uid" != 0 ] || die "the Jupyter server runs as root"
 say "Jupyter: HTTP $without without the token, $with with it; server uid $server_uid"
 kill "$jupyter_pid" 2>/dev/null || true
-pkill -f "ServerApp.port=$port" 2>/dev/null || true
+kill "$server_pid" 2>/dev/null || true
 jupyter_pid=""
 if buildah run --isolation chroot --env JUPYTER_TOKEN= "$ctr" -- start-jupyter >/dev/null 2>&1; then
   die "start-jupyter accepted an empty JUPYTER_TOKEN"

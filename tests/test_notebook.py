@@ -62,5 +62,6 @@ def test_figures_command_without_weights_says_how_to_get_them(tmp_path):
                             capture_output=True, text=True, cwd=REPO, env=env)
     assert result.returncode == 1
     assert "error: weights file" in result.stderr and "make weights" in result.stderr
+    assert "WEIGHTS=generated" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "f").exists()
