@@ -62,7 +62,8 @@ def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: b
         written.append(out / name)
 
     data = model.preprocess(image)
-    section("The cat", model.forward(data), 1)
+    original = model.forward(data)
+    section("The cat", original, 1)
     save("nn-1.png", lambda ax: show_image(model, data, ax=ax))
 
     grad = model.compute_gradient(data, MOUSE)
@@ -72,7 +73,7 @@ def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: b
     section("One 0.9 * sign(gradient) step toward mouse", model.forward(one_step), 5)
     save("nn-3.png", lambda ax: show_image(model, one_step, ax=ax))
 
-    section("Original predictions", model.forward(data), 5)
+    section("Original predictions", original, 5)
     save("nn-4.png", lambda ax: show_image(model, data, "Original predictions", ax=ax))
 
     penguin, steps = trick(model, data, KING_PENGUIN, n_steps=30, progress=progress)

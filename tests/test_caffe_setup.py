@@ -93,3 +93,15 @@ def test_setup_reinstalls_an_incomplete_pycaffe():
     assert out.returncode == 0, out.stderr
     assert "installing pycaffe" in out.stdout and "building BVLC Caffe" not in out.stdout
     assert marker.read_text() == key
+
+
+@pytest.mark.skipif(not (REPO / "docker" / "build-caffe.sh").is_file(), reason="the build recipe is not shipped here")
+def test_build_refuses_a_source_that_does_not_match_its_pinned_hash(tmp_path):
+    fake = tmp_path / "brocolli-caffe-9.0.2.tar.gz"
+    fake.write_bytes(b"not the real source")
+    out = subprocess.run(["bash", str(REPO / "docker" / "build-caffe.sh"), "--python", sys.executable,
+                          "--out", str(tmp_path / "out"), "--sdist", str(fake), "--work", str(tmp_path / "work")],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "expected c6410cc60bdd6db6" in out.stderr and "Delete it and run again" in out.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
