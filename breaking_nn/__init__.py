@@ -13,7 +13,7 @@ The blog's functions on BVLC Caffe's GoogLeNet, step by step::
 from .attack import trick
 from .errors import (BreakingNNError, CaffeNotAvailableError, ImageLoadError, LabelError, ModelError,
                      WeightsError)
-from .images import BLOG_IMAGE_URL, default_image, load_image
+from .images import BLOG_IMAGE_URL, default_image, load_blog_image, load_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT, Labels, get_label_name, imagenet_labels
 from .model import Classifier, format_predictions, load_googlenet, load_model
 from .plotting import blog_style, gradient_picture, plot_steps, show_gradient, show_image
@@ -22,7 +22,7 @@ from .weights import download_weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "trick", "load_image", "default_image", "load_googlenet", "load_model", "Classifier", "Labels",
+    "trick", "load_image", "load_blog_image", "default_image", "load_googlenet", "load_model", "Classifier", "Labels",
     "get_label_name", "imagenet_labels", "format_predictions", "plot_steps", "show_image",
     "show_gradient", "gradient_picture", "blog_style", "download_weights", "BLOG_IMAGE_URL",
     "BreakingNNError", "CaffeNotAvailableError", "ImageLoadError", "LabelError", "ModelError",

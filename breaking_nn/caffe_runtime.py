@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -26,6 +27,7 @@ def import_caffe() -> ModuleType:
     return caffe
 
 
+@lru_cache(maxsize=1)
 def build_info() -> dict:
     """What docker/build-caffe.sh recorded of this Caffe build (``{}`` if unknown).
 

@@ -23,21 +23,11 @@ import numpy as np
 
 from . import paths
 from .attack import trick
-from .errors import BreakingNNError, ImageLoadError, WeightsError
-from .images import BLOG_IMAGE_URL, default_image, load_image
+from .atomic import atomic_path
+from .errors import BreakingNNError, WeightsError
+from .images import load_blog_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT
 from .model import Classifier, format_predictions, load_googlenet
-
-def load_blog_image(source: Optional[str] = None, *, log: Callable[[str], None] = print) -> np.ndarray:
-    """The image to attack, (H, W, 3) RGB 0-1: ``source``, else the blog's photo, else offline Chelsea."""
-    if source:
-        return load_image(source)
-    try:
-        return load_image(BLOG_IMAGE_URL, timeout=10)
-    except ImageLoadError as exc:
-        log(f"Could not fetch the blog's photo ({exc}).\nUsing scikit-image's offline cat photo instead.")
-        return default_image()
-
 
 def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: bool = False) -> list[Path]:
     """Draw the seven figures for ``image`` (H, W, 3) RGB 0-1 into ``out``; return their paths."""
@@ -57,7 +47,8 @@ def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: b
             fig, ax = plt.subplots(figsize=figsize)
             draw(ax)
             fig.tight_layout()
-            fig.savefig(out / name, dpi=72)
+            with atomic_path(out / name) as part:
+                fig.savefig(part, dpi=72, format="png")
             plt.close(fig)
         written.append(out / name)
 
@@ -90,7 +81,8 @@ def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: b
     section("After trick(Persian cat, n_steps=10)", model.forward(persian), 6)
     save("nn-7.png", lambda ax: show_image(model, persian, "Persian or not?", ax=ax))
 
-    (out / "predictions.txt").write_text(text.getvalue())
+    with atomic_path(out / "predictions.txt") as part:
+        part.write_text(text.getvalue())
     return written
 
 

@@ -11,15 +11,14 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
 from . import paths
+from .atomic import atomic_path
 from .caffe_runtime import import_caffe
 
 WARNING = ("These are GENERATED weights, not BVLC's trained ones: every prediction, "
@@ -46,14 +45,8 @@ def generate_weights(prototxt: Union[str, Path], out: Union[str, Path], *, seed:
                 fan_in = int(np.prod(shape[1:]))
                 blob.data[...] = rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
-        net.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(out) as part:
+        net.save(str(part))
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import requests
@@ -91,6 +91,17 @@ def default_image() -> np.ndarray:
     from skimage import data
 
     return _array_to_image(data.chelsea())
+
+
+def load_blog_image(source: Optional[ImageSource] = None, *, log: Callable[[str], None] = print) -> np.ndarray:
+    """The image to attack, (H, W, 3) RGB 0-1: ``source``, else the blog's photo, else offline Chelsea."""
+    if source is not None:
+        return load_image(source)
+    try:
+        return load_image(BLOG_IMAGE_URL, timeout=10)
+    except ImageLoadError as exc:
+        log(f"Could not fetch the blog's photo ({exc}).\nUsing scikit-image's offline cat photo instead.")
+        return default_image()
 
 
 def _too_big(url: str, max_bytes: int) -> str:

@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -23,6 +22,7 @@ import requests
 from tqdm.auto import tqdm
 
 from . import paths
+from .atomic import atomic_path
 from .errors import WeightsError
 
 
@@ -85,14 +85,10 @@ def download_weights(
     url = url or spec.url
     if is_verified(dest, spec):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, part_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    part = Path(part_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            got, sha1 = _stream(url, out, spec, dest, progress=progress, timeout=timeout)
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_path(dest) as part, open(part, "wb") as out:
+        got, sha1 = _stream(url, out, spec, dest, progress=progress, timeout=timeout)
+        out.flush()
+        os.fsync(out.fileno())
         if got != spec.size:
             raise WeightsError(
                 f"download of {url} is incomplete or wrong: got {got:,} bytes, expected {spec.size:,}. "
@@ -103,9 +99,6 @@ def download_weights(
                 f"download of {url} has SHA-1 {sha1}, expected {spec.sha1}: the file is corrupt or "
                 f"not the BVLC release. Nothing was saved. {how_to_get(dest, spec)}"
             )
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     return dest
 
 

@@ -28,6 +28,13 @@ def liz_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cat_image_source() -> "str | None":
+    """The blog's photo where ../shared/data has it, else None (the offline fallback cat)."""
+    path = SHARED_DATA / "liz.jpg"
+    return str(path) if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
 def generated_googlenet_weights(tmp_path_factory) -> Path:
     """GoogLeNet's real architecture with generated, seeded weights."""
     return generate_weights(paths.googlenet_prototxt(), tmp_path_factory.mktemp("gen") / "googlenet.caffemodel")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from breaking_nn import ImageLoadError, default_image, load_image
+from breaking_nn import ImageLoadError, default_image, load_blog_image, load_image
+from breaking_nn import images
 from breaking_nn.images import fetch_image_bytes
 
 
@@ -101,3 +102,12 @@ def test_url_too_big(http_server):
 def test_url_refused(refused_url):
     with pytest.raises(ImageLoadError, match="could not fetch.*ConnectionError"):
         load_image(refused_url, timeout=5)
+
+
+def test_blog_image_falls_back_to_the_offline_cat(refused_url, monkeypatch, liz_path):
+    monkeypatch.setattr(images, "BLOG_IMAGE_URL", refused_url)
+    said = []
+    img = load_blog_image(log=said.append)
+    np.testing.assert_array_equal(img, default_image())
+    assert "Could not fetch the blog's photo" in said[0] and "offline" in said[0]
+    assert load_blog_image(liz_path).shape == (948, 533, 3)
