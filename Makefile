@@ -30,7 +30,7 @@ weights: setup
 ## Jupyter Lab on the project's environment, with its kernel registered.
 notebook: setup
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (breaking-nn)" >/dev/null
-	.venv/bin/jupyter lab --notebook-dir=notebooks
+	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Remove outputs from the notebooks (a test keeps them committed clean).
 strip-notebooks: setup

@@ -69,6 +69,7 @@ class Classifier:
 
     @property
     def n_classes(self) -> int:
+        """K: the number of classes, labelled 0 .. K-1."""
         return len(self.labels)
 
     # -- layouts --------------------------------------------------------------
