@@ -143,9 +143,14 @@ if ! make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1; then
   exit 1
 fi
 
+# _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
+# temp/lib as libcaffe.so.1.0.0-rc3); that file is checked here and shipped below.
+libcaffe=$(patchelf --print-needed "$src/python/caffe/_caffe.so" | grep '^libcaffe\.so') \
+  || die "_caffe.so does not link libcaffe: unexpected build output"
+libcaffe_path=$(find -L "$src" -path '*/lib/*' -name "$libcaffe" -type f | head -n 1)
+[ -n "$libcaffe_path" ] || die "the build produced no $libcaffe"
 # A layer declared but never defined links fine and fails only at `import caffe`.
-libcaffe_built=$(find -L "$src" -path '*/lib/*' -name 'libcaffe.so.*' -type f | head -n 1)
-undefined=$(nm -D --undefined-only "$libcaffe_built" | c++filt | sed -e 's/^ *U //' -e 's/(.*//' \
+undefined=$(nm -D --undefined-only "$libcaffe_path" | c++filt | sed -e 's/^ *U //' -e 's/(.*//' \
   | grep '^caffe::' | sort -u || true)
 [ -z "$undefined" ] || die "libcaffe has undefined Caffe symbols (declared, never defined): $(echo $undefined)"
 
@@ -155,12 +160,7 @@ rm -rf "$partial" && mkdir -p "$partial"
 cp -rL "$src/python/caffe" "$partial/caffe"
 rm -rf "$partial/caffe/test" "$partial/caffe/_caffe.cpp"
 find "$partial/caffe" -name __pycache__ -prune -exec rm -rf {} +
-# _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
-# temp/lib as libcaffe.so.1.0.0-rc3); it goes beside _caffe.so, found via $ORIGIN.
-libcaffe=$(patchelf --print-needed "$partial/caffe/_caffe.so" | grep '^libcaffe\.so') \
-  || die "_caffe.so does not link libcaffe: unexpected build output"
-libcaffe_path=$(find -L "$src" -path '*/lib/*' -name "$libcaffe" -type f | head -n 1)
-[ -n "$libcaffe_path" ] || die "the build produced no $libcaffe"
+# libcaffe goes beside _caffe.so, found there via $ORIGIN.
 cp -L "$libcaffe_path" "$partial/caffe/$libcaffe"
 patchelf --set-rpath '$ORIGIN' "$partial/caffe/_caffe.so"
 patchelf --set-rpath '$ORIGIN' "$partial/caffe/$libcaffe"
