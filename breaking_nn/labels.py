@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Union
 
 from .errors import LabelError
-from .paths import SYNSET_WORDS
+from . import paths
 
 Label = Union[int, str]
 
@@ -100,7 +100,7 @@ class Labels:
 @lru_cache(maxsize=1)
 def imagenet_labels() -> Labels:
     """The 1000 ILSVRC-2012 classes GoogLeNet predicts (shipped with the package)."""
-    return Labels.from_file(SYNSET_WORDS)
+    return Labels.from_file(paths.imagenet_label_file())
 
 
 def get_label_name(label: Label) -> str:

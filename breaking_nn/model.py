@@ -1,10 +1,11 @@
 """A Caffe classifier that gives gradients with respect to its input image.
 
-Data layouts used throughout (the blog's, set up with ``caffe.io.Transformer``):
+Data layouts used throughout (see :mod:`breaking_nn.preprocessing`):
 
 * **image**: (H, W, 3) float, HWC, RGB, 0-1 (see :mod:`breaking_nn.images`);
-* **data**: (3, H', W') float32, CHW, BGR, 0-255, resized to the network's
-  input (224x224 for GoogLeNet), no mean subtracted: what the network eats;
+* **data**: (3, h, w) float32, CHW, what the network eats: for the blog's
+  GoogLeNet, BGR, 0-255, resized to 224x224, no mean subtracted; other models
+  as their model file says (crop, mean, channel order);
 * **probabilities**: (K,) float32 summing to 1, K classes.
 """
 from __future__ import annotations
@@ -19,8 +20,10 @@ import numpy as np
 from . import paths
 from .caffe_runtime import import_caffe, use_device
 from .errors import ModelError
-from .labels import Label, Labels, imagenet_labels
-from .weights import resolve_weights
+from .labels import Label, Labels
+from .model_file import BLOG_PREPROCESS, ModelSpec, read_model_file
+from .preprocessing import Preprocessing
+from .weights import download_weights, resolve_weights
 
 PathLike = Union[str, Path]
 
@@ -37,9 +40,10 @@ class Classifier:
     certainty: 13.94%
     """
 
-    def __init__(self, net, labels: Labels, *, device: str = "cpu", gpu_id: int = 0):
-        caffe = import_caffe()
+    def __init__(self, net, labels: Labels, preprocessing: Optional[dict] = None, *, device: str = "cpu",
+                 gpu_id: int = 0, name: str = "model"):
         self.net = net
+        self.name = name
         self.labels = labels
         self.device, self.gpu_id = device, gpu_id
         self.input_blob = net.inputs[0]
@@ -57,10 +61,8 @@ class Classifier:
         n_classes = net.blobs[self.output_blob].data.shape[1]
         if n_classes != len(labels):
             raise ModelError(f"the model predicts {n_classes} classes but the label list has {len(labels)} names")
-        self.transformer = caffe.io.Transformer({self.input_blob: net.blobs[self.input_blob].data.shape})
-        self.transformer.set_transpose(self.input_blob, (2, 0, 1))  # HWC -> CHW
-        self.transformer.set_raw_scale(self.input_blob, 255)  # 0-1 -> 0-255
-        self.transformer.set_channel_swap(self.input_blob, (2, 1, 0))  # RGB -> BGR
+        #: image <-> data, with its adjoint (see breaking_nn.preprocessing)
+        self.preprocessing = Preprocessing(input_size=shape[2:], **(preprocessing or BLOG_PREPROCESS))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -74,28 +76,28 @@ class Classifier:
 
     # -- layouts --------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) RGB 0-1 image -> (3, H', W') BGR 0-255 float32 data.
+        """(H, W, 3) RGB 0-1 image -> (3, h, w) float32 data, as the model file says.
 
-        Resizes bilinearly the way ``caffe.io`` does (no anti-aliasing, as in 2017).
+        GoogLeNet: resized to 224x224 bilinearly the way ``caffe.io`` does (no
+        anti-aliasing, as in 2017), BGR, 0-255, no mean subtracted.
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ModelError(
-                f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
-            )
-        return self.transformer.preprocess(self.input_blob, image)
+        return self.preprocessing.forward(image)
 
     def deprocess(self, data: np.ndarray) -> np.ndarray:
-        """(3, H, W) BGR 0-255 data -> (H, W, 3) RGB image, clipped to 0-1 for display."""
+        """(3, h, w) data -> (h, w, 3) RGB image clipped to 0-1: what the network sees.
+
+        That is the resized (and cropped) view of the photo, at the network's
+        input size, not the photo at its own size.
+        """
         self.check_data(data)
-        return np.clip(self.transformer.deprocess(self.input_blob, data), 0.0, 1.0)
+        return np.clip(self.preprocessing.deprocess(data), 0.0, 1.0)
 
     def check_data(self, data: np.ndarray) -> None:
         """Raise :class:`ModelError` unless ``data`` is finite and of shape :attr:`input_shape`."""
         if not isinstance(data, np.ndarray) or data.shape != self.input_shape:
             got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
             raise ModelError(
-                f"image data must be a {self.input_shape} array (CHW, BGR, 0-255) as model.preprocess() "
+                f"image data must be a {self.input_shape} array (CHW) as model.preprocess() "
                 f"returns, not {got}; pass an (H, W, 3) image through model.preprocess first"
             )
         if not np.isfinite(data).all():
@@ -157,37 +159,44 @@ def format_predictions(probs: np.ndarray, labels: Labels, n_preds: int = 6) -> s
 
 
 def load_model(
-    prototxt: PathLike,
-    weights: Optional[PathLike],
-    labels: Union[Labels, PathLike],
+    model: Union[PathLike, ModelSpec],
+    weights: Optional[PathLike] = None,
+    labels: Union[Labels, PathLike, None] = None,
     *,
     device: str = "cpu",
     gpu_id: int = 0,
     force_backward: bool = True,
 ) -> Classifier:
-    """Load any Caffe classifier: deploy prototxt, caffemodel (None: untrained) and labels.
+    """Load a Caffe classifier described by a model file, ready for attacks.
 
-    ``labels`` is a :class:`Labels` or a label file. ``force_backward`` turns on
-    ``force_backward: true`` if the prototxt lacks it (without it the input
-    gradient is all zeros). ``device`` is "cpu" or "gpu" (CUDA build only).
+    ``model`` is a ``model.toml`` (see :mod:`breaking_nn.model_file`; its
+    weights are downloaded and verified when missing and it says how). A
+    ``weights`` path given here replaces the file's. The short form
+    ``load_model(prototxt, caffemodel, labels)`` loads a deploy prototxt with
+    the blog's preprocessing; ``labels`` is a :class:`Labels` or a label file,
+    ``caffemodel`` None leaves the net untrained.
+
+    ``force_backward`` turns on ``force_backward: true`` if the prototxt lacks
+    it (without it the input gradient is all zeros). ``device`` is "cpu" or
+    "gpu" (CUDA build only).
+
+    >>> model = load_model("models/open_nsfw/model.toml")   # doctest: +SKIP
     """
+    spec = _model_spec(model, weights, labels)
+    weights_path = _weights_of(spec)
     caffe = import_caffe()
-    prototxt = Path(prototxt)
-    if not prototxt.is_file():
-        raise ModelError(f"model definition {prototxt} does not exist: pass the path of a deploy .prototxt")
-    if weights is not None and not Path(weights).is_file():
-        raise ModelError(f"weights file {weights} does not exist: pass the path of a .caffemodel")
-    if not isinstance(labels, Labels):
-        labels = Labels.from_file(labels)
     use_device(device, gpu_id)
-    definition = _with_force_backward(prototxt) if force_backward else None
+    definition = _with_force_backward(spec.prototxt) if force_backward else None
     try:
-        kwargs = {"weights": str(weights)} if weights is not None else {}
-        net = caffe.Net(str(definition or prototxt), caffe.TEST, **kwargs)
+        kwargs = {"weights": str(weights_path)} if weights_path is not None else {}
+        net = caffe.Net(str(definition or spec.prototxt), caffe.TEST, **kwargs)
     finally:
-        if definition is not None and definition != prototxt:
+        if definition is not None and definition != spec.prototxt:
             definition.unlink(missing_ok=True)
-    return Classifier(net, labels, device=device, gpu_id=gpu_id)
+    try:
+        return Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name)
+    except ModelError as exc:
+        raise ModelError(f"{spec.where()}: {exc}") from None
 
 
 def load_googlenet(
@@ -199,17 +208,46 @@ def load_googlenet(
 ) -> Classifier:
     """BVLC GoogLeNet (ILSVRC-2012, 1000 classes, 3x224x224 input), ready for attacks.
 
-    ``weights`` defaults to ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``,
-    downloaded (53.5 MB, verified) when missing and ``download`` is true.
+    Loads ``models/bvlc_googlenet/model.toml``. ``weights`` defaults to
+    ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``, downloaded (53.5 MB,
+    verified) when missing and ``download`` is true.
     """
-    prototxt = paths.googlenet_prototxt()
-    if not prototxt.is_file():
+    model_file = paths.googlenet_model_file()
+    if not model_file.is_file():
         raise ModelError(
-            f"GoogLeNet's definition {prototxt} is missing: run from the breaking-nn checkout "
+            f"GoogLeNet's model file {model_file} is missing: run from the breaking-nn checkout "
             "(pip install -e .) or set BREAKING_NN_MODELS_DIR to its models/ folder"
         )
-    return load_model(prototxt, resolve_weights(weights, download=download), imagenet_labels(),
-                      device=device, gpu_id=gpu_id)
+    spec = read_model_file(model_file).with_weights(resolve_weights(weights, download=download))
+    return load_model(spec, device=device, gpu_id=gpu_id)
+
+
+def _model_spec(model: Union[PathLike, ModelSpec], weights: Optional[PathLike],
+                labels: Union[Labels, PathLike, None]) -> ModelSpec:
+    """The :class:`ModelSpec` for :func:`load_model`'s arguments (either form)."""
+    if isinstance(model, ModelSpec) or str(model).endswith(".toml"):
+        if labels is not None:
+            raise ModelError("labels come from the model file: leave out the labels argument with a model.toml")
+        spec = model if isinstance(model, ModelSpec) else read_model_file(model)
+        return spec if weights is None else spec.with_weights(weights)
+    prototxt = Path(model)
+    if not prototxt.is_file():
+        raise ModelError(f"model definition {prototxt} does not exist: pass a model.toml or a deploy .prototxt")
+    if labels is None:
+        raise ModelError(f"load_model({str(prototxt)!r}, ...) needs labels: a Labels or a label file "
+                         "(or describe the model in a model.toml)")
+    if not isinstance(labels, Labels):
+        labels = Labels.from_file(labels)
+    return ModelSpec(name=prototxt.stem, prototxt=prototxt, weights=None, labels=labels).with_weights(weights)
+
+
+def _weights_of(spec: ModelSpec) -> Optional[Path]:
+    """The caffemodel to load: the model's file, downloaded first when it says how."""
+    if spec.weights is None or spec.weights.is_file():
+        return spec.weights
+    if spec.download is not None:
+        return download_weights(spec.weights, spec=spec.download)
+    raise ModelError(f"weights file {spec.weights} does not exist: pass the path of a .caffemodel")
 
 
 def _with_force_backward(prototxt: Path) -> Path:

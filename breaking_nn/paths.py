@@ -1,8 +1,8 @@
 """Where breaking_nn finds its model definitions, weights and data files.
 
 Environment variables (all optional):
-    BREAKING_NN_MODELS_DIR  folder holding ``bvlc_googlenet/deploy.prototxt``
-                            (default: the repository's ``models/``).
+    BREAKING_NN_MODELS_DIR  folder holding ``bvlc_googlenet/`` (its model.toml, deploy
+                            prototxt and label list; default: the repository's ``models/``).
     BREAKING_NN_WEIGHTS     path of ``bvlc_googlenet.caffemodel``
                             (default: ``<models dir>/bvlc_googlenet/bvlc_googlenet.caffemodel``).
 """
@@ -12,13 +12,21 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DATA_DIR = PACKAGE_DIR / "data"
-SYNSET_WORDS = DATA_DIR / "synset_words.txt"
 
 
 def models_dir() -> Path:
     """The folder of model definitions (``models/`` beside the package by default)."""
     return Path(os.environ.get("BREAKING_NN_MODELS_DIR") or PACKAGE_DIR.parent / "models")
+
+
+def googlenet_model_file() -> Path:
+    """GoogLeNet's model file (``model.toml``): prototxt, weights, labels, preprocessing."""
+    return models_dir() / "bvlc_googlenet" / "model.toml"
+
+
+def imagenet_label_file() -> Path:
+    """ILSVRC-2012's ``synset_words.txt``, GoogLeNet's 1000 classes (line N+1: class N)."""
+    return models_dir() / "bvlc_googlenet" / "synset_words.txt"
 
 
 def googlenet_prototxt() -> Path:
