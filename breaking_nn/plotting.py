@@ -37,12 +37,14 @@ def gradient_picture(model: Classifier, gradient: np.ndarray) -> np.ndarray:
     """The blog's picture of a gradient: (3, H, W) -> (H, W, 3) RGB in 0-1.
 
     The gradient is divided by its 98th percentile, then shown as image data
-    (so /255 and clipped): mostly black, bright where the gradient is largest.
+    (so /255 and clipped, without the model's mean added back): mostly black,
+    bright where the gradient is largest.
     """
+    model.check_data(gradient)
     scale = np.percentile(gradient, 98)
     if not np.isfinite(scale) or scale == 0:
         scale = np.abs(gradient).max() or 1.0
-    return model.deprocess(gradient / scale)
+    return np.clip(model.preprocessing.deprocess(gradient / scale, add_mean=False), 0.0, 1.0)
 
 
 def show_gradient(model: Classifier, gradient: np.ndarray, title: Optional[str] = None, ax=None):

@@ -44,10 +44,12 @@ GOOGLENET = WeightsFile(
 
 def how_to_get(dest: Path, spec: WeightsFile = GOOGLENET) -> str:
     """The instructions printed wherever the weights are missing."""
+    by_hand = f"download {spec.url} by hand ({spec.size:,} bytes, SHA-1 {spec.sha1}) and save it as {dest}"
+    if spec != GOOGLENET:
+        return f"Try again, or {by_hand}."
     return (
         f"Get them with `make weights` (or `python -m breaking_nn.weights --dest {dest}`), "
-        f"or download {spec.url} by hand ({spec.size:,} bytes, SHA-1 {spec.sha1}) "
-        f"and save it as {dest}, or set BREAKING_NN_WEIGHTS to the path of your copy."
+        f"or {by_hand}, or set BREAKING_NN_WEIGHTS to the path of your copy."
     )
 
 
