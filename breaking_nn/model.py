@@ -246,7 +246,10 @@ def _weights_of(spec: ModelSpec) -> Optional[Path]:
     if spec.weights is None or spec.weights.is_file():
         return spec.weights
     if spec.download is not None:
-        return download_weights(spec.weights, spec=spec.download)
+        d = spec.download
+        return download_weights(spec.weights, spec=d, hint=(
+            f"Try again, or download {d.url} by hand ({d.size:,} bytes, SHA-1 {d.sha1}) and save it as "
+            f"{spec.weights} (named by {spec.where()})."))
     raise ModelError(f"weights file {spec.weights} does not exist: pass the path of a .caffemodel")
 
 

@@ -44,12 +44,10 @@ GOOGLENET = WeightsFile(
 
 def how_to_get(dest: Path, spec: WeightsFile = GOOGLENET) -> str:
     """The instructions printed wherever the weights are missing."""
-    by_hand = f"download {spec.url} by hand ({spec.size:,} bytes, SHA-1 {spec.sha1}) and save it as {dest}"
-    if spec != GOOGLENET:
-        return f"Try again, or {by_hand}."
     return (
         f"Get them with `make weights` (or `python -m breaking_nn.weights --dest {dest}`), "
-        f"or {by_hand}, or set BREAKING_NN_WEIGHTS to the path of your copy."
+        f"or download {spec.url} by hand ({spec.size:,} bytes, SHA-1 {spec.sha1}) "
+        f"and save it as {dest}, or set BREAKING_NN_WEIGHTS to the path of your copy."
     )
 
 
@@ -75,36 +73,39 @@ def download_weights(
     url: Optional[str] = None,
     progress: bool = True,
     timeout: float = 30.0,
+    hint: Optional[str] = None,
 ) -> Path:
     """Download ``spec`` (GoogLeNet by default) to ``dest`` and return its path.
 
     ``dest`` defaults to :func:`breaking_nn.paths.googlenet_weights`; ``url``
     overrides ``spec.url`` (a mirror). An already verified file is kept as it
     is. Raises :class:`WeightsError` on any failure, leaving nothing at ``dest``
-    that was not there before.
+    that was not there before; its message ends with ``hint`` (default: how to
+    get GoogLeNet's weights).
     """
     dest = Path(dest) if dest is not None else paths.googlenet_weights()
     url = url or spec.url
+    hint = hint or how_to_get(dest, spec)
     if is_verified(dest, spec):
         return dest
     with atomic_path(dest) as part, open(part, "wb") as out:
-        got, sha1 = _stream(url, out, spec, dest, progress=progress, timeout=timeout)
+        got, sha1 = _stream(url, out, spec, hint, progress=progress, timeout=timeout)
         out.flush()
         os.fsync(out.fileno())
         if got != spec.size:
             raise WeightsError(
                 f"download of {url} is incomplete or wrong: got {got:,} bytes, expected {spec.size:,}. "
-                f"Nothing was saved. Try again. {how_to_get(dest, spec)}"
+                f"Nothing was saved. Try again. {hint}"
             )
         if sha1 != spec.sha1:
             raise WeightsError(
                 f"download of {url} has SHA-1 {sha1}, expected {spec.sha1}: the file is corrupt or "
-                f"not the BVLC release. Nothing was saved. {how_to_get(dest, spec)}"
+                f"not the file expected. Nothing was saved. {hint}"
             )
     return dest
 
 
-def _stream(url: str, out, spec: WeightsFile, dest: Path, *, progress: bool, timeout: float) -> tuple[int, str]:
+def _stream(url: str, out, spec: WeightsFile, hint: str, *, progress: bool, timeout: float) -> tuple[int, str]:
     """Write the body of ``url`` to ``out``; return (bytes written, SHA-1 hex)."""
     digest = hashlib.sha1()
     got = 0
@@ -113,7 +114,7 @@ def _stream(url: str, out, spec: WeightsFile, dest: Path, *, progress: bool, tim
             if response.status_code != 200:
                 raise WeightsError(
                     f"could not download {url}: HTTP {response.status_code} {response.reason}. "
-                    f"{how_to_get(dest, spec)}"
+                    f"{hint}"
                 )
             with tqdm(total=spec.size, unit="B", unit_scale=True, unit_divisor=1024,
                       desc=Path(url).name, disable=not progress) as bar:
@@ -127,7 +128,7 @@ def _stream(url: str, out, spec: WeightsFile, dest: Path, *, progress: bool, tim
     except requests.RequestException as exc:
         raise WeightsError(
             f"could not download {url}: {type(exc).__name__}: {exc}. Nothing was saved. "
-            f"{how_to_get(dest, spec)}"
+            f"{hint}"
         ) from None
     return got, digest.hexdigest()
 

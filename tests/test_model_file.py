@@ -128,3 +128,14 @@ def test_bad_model_file_in_a_subprocess_is_an_exit_with_the_message_not_a_signal
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.toml")], capture_output=True, text=True)
     assert result.returncode == 3, result.stderr
     assert "channel_order must be" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_failed_model_file_download_names_the_model_file(tiny_folder, http_server):
+    (tiny_folder / "tiny.caffemodel").unlink()
+    (tiny_folder / "model.toml").write_text(GOOD.replace(
+        'weights = "tiny.caffemodel"',
+        f'url = "{http_server.url("/gone.caffemodel")}"\nsha1 = "{"0" * 40}"\nsize = 10'))
+    with pytest.raises(bnn.WeightsError, match=r"HTTP 404.*save it as .*gone.caffemodel \(named by .*model.toml\)") as info:
+        bnn.load_model(tiny_folder / "model.toml")
+    assert "make weights" not in str(info.value)
+    assert sorted(p.name for p in tiny_folder.iterdir()) == ["deploy.prototxt", "model.toml"]
