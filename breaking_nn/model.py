@@ -18,6 +18,7 @@ import numpy as np
 
 from . import paths
 from .caffe_runtime import import_caffe, use_device
+from .current import set_current
 from .errors import ModelError
 from .labels import Label, Labels, imagenet_labels
 from .weights import resolve_weights
@@ -170,6 +171,7 @@ def load_model(
     ``labels`` is a :class:`Labels` or a label file. ``force_backward`` turns on
     ``force_backward: true`` if the prototxt lacks it (without it the input
     gradient is all zeros). ``device`` is "cpu" or "gpu" (CUDA build only).
+    The loaded model becomes the current one (see :func:`breaking_nn.use_model`).
     """
     caffe = import_caffe()
     prototxt = Path(prototxt)
@@ -187,7 +189,9 @@ def load_model(
     finally:
         if definition is not None and definition != prototxt:
             definition.unlink(missing_ok=True)
-    return Classifier(net, labels, device=device, gpu_id=gpu_id)
+    model = Classifier(net, labels, device=device, gpu_id=gpu_id)
+    set_current(model)  # the model the blog-style calls (bnn.predict, ...) now use
+    return model
 
 
 def load_googlenet(
@@ -201,6 +205,7 @@ def load_googlenet(
 
     ``weights`` defaults to ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``,
     downloaded (53.5 MB, verified) when missing and ``download`` is true.
+    It becomes the current model, as with :func:`load_model`.
     """
     prototxt = paths.googlenet_prototxt()
     if not prototxt.is_file():
