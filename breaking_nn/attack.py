@@ -27,6 +27,9 @@ def trick(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Make ``model`` see ``desired_label`` in ``image``; return ``(new_image, prediction_steps)``.
 
+    The object layer: ``bnn.trick(image, desired_label, n_steps)``, the blog's
+    call, runs this on the current model.
+
     Arguments:
         image: (3, H, W) float32 data, CHW, BGR, 0-255, as ``model.preprocess`` returns.
         desired_label: class number (145) or name ("king penguin").

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import paths
 from .caffe_runtime import import_caffe, use_device
+from .current import set_current
 from .errors import ModelError
 from .labels import Label, Labels
 from .model_file import BLOG_PREPROCESS, ModelSpec, read_model_file
@@ -180,6 +181,8 @@ def load_model(
     it (without it the input gradient is all zeros). ``device`` is "cpu" or
     "gpu" (CUDA build only).
 
+    The loaded model becomes the current one (see :func:`breaking_nn.use_model`).
+
     >>> model = load_model("models/open_nsfw/model.toml")   # doctest: +SKIP
     """
     spec = _model_spec(model, weights, labels)
@@ -194,9 +197,11 @@ def load_model(
         if definition is not None and definition != spec.prototxt:
             definition.unlink(missing_ok=True)
     try:
-        return Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name)
+        model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name)
     except ModelError as exc:
         raise ModelError(f"{spec.where()}: {exc}") from None
+    set_current(model)  # the model the blog-style calls (bnn.predict, ...) now use
+    return model
 
 
 def load_googlenet(
@@ -210,7 +215,8 @@ def load_googlenet(
 
     Loads ``models/bvlc_googlenet/model.toml``. ``weights`` defaults to
     ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``, downloaded (53.5 MB,
-    verified) when missing and ``download`` is true.
+    verified) when missing and ``download`` is true. It becomes the current
+    model, as with :func:`load_model`.
     """
     model_file = paths.googlenet_model_file()
     if not model_file.is_file():

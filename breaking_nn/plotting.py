@@ -57,16 +57,23 @@ def show_gradient(model: Classifier, gradient: np.ndarray, title: Optional[str] 
 
 
 def plot_steps(steps: Sequence[np.ndarray], label_list: Iterable[Label], labels: Optional[Labels] = None, **kwargs):
-    """Plot each label's probability at each step of :func:`breaking_nn.trick`.
+    """Plot each label's probability at each step of :func:`breaking_nn.attack.trick`.
 
     ``steps`` is the list of (K,) probability arrays ``trick`` returns (the
     blog's (1, K) arrays work too); ``label_list`` holds class numbers or names;
-    ``labels`` defaults to ILSVRC-2012's; ``kwargs`` go to ``DataFrame.plot``
-    (``figsize=(10, 5)``, ``ax=...``). Returns the Axes.
+    ``labels`` (the model's, K names) defaults to ILSVRC-2012's; ``kwargs`` go
+    to ``DataFrame.plot`` (``figsize=(10, 5)``, ``ax=...``). Returns the Axes.
+    The blog-style ``bnn.plot_steps`` passes the current model's labels.
     """
     labels = labels or imagenet_labels()
     if len(steps) == 0:
         raise ValueError("steps is empty: pass the prediction steps that trick() returned")
+    sizes = {np.size(s) for s in steps}
+    if sizes != {len(labels)}:
+        raise ValueError(
+            f"steps hold {', '.join(map(str, sorted(sizes)))} probabilities each but the labels name "
+            f"{len(labels)} classes: pass labels= of the model whose trick() made the steps"
+        )
     columns = {}
     for label in label_list:
         index = labels.index(label)

@@ -1,7 +1,7 @@
-"""How much faster breaking_nn.trick is than the blog's loop, measured in one run.
+"""How much faster breaking_nn.attack.trick is than the blog's loop, measured in one run.
 
 The blog's trick() runs two forward passes and one backward pass per step
-(predict, then compute_gradient's own predict); breaking_nn.trick reuses the
+(predict, then compute_gradient's own predict); breaking_nn.attack.trick reuses the
 forward pass that feeds the gradient. Both run here on GoogLeNet's real
 architecture (generated weights: speed does not depend on the weight values),
 interleaved, and the script prints their ratio.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import breaking_nn as bnn
-from breaking_nn import paths
+from breaking_nn import attack, paths
 from breaking_nn.blog_reference import blog_trick
 from breaking_nn.generated import generate_weights
 
@@ -40,11 +40,11 @@ def main() -> None:
     ours, blog = [], []
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits both
         blog.append(timed(lambda: blog_trick(model.net, data[None], bnn.KING_PENGUIN, args.steps)))
-        ours.append(timed(lambda: bnn.trick(model, data, bnn.KING_PENGUIN, n_steps=args.steps)))
+        ours.append(timed(lambda: attack.trick(model, data, bnn.KING_PENGUIN, n_steps=args.steps)))
     b, o = statistics.median(blog), statistics.median(ours)
     print(f"GoogLeNet, CPU, {args.steps} steps ({args.steps - 1} updates), median of {args.repeats}:")
-    print(f"  blog's loop (2 forward + 1 backward a step): {b:.2f} s")
-    print(f"  breaking_nn.trick (1 forward + 1 backward):  {o:.2f} s")
+    print(f"  blog's loop  (2 forward + 1 backward a step): {b:.2f} s")
+    print(f"  attack.trick (1 forward + 1 backward a step): {o:.2f} s")
     print(f"  speed-up: {b / o:.2f}x")
 
 

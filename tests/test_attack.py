@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import breaking_nn as bnn
-from breaking_nn import ModelError
+from breaking_nn import ModelError, attack
 from breaking_nn.blog_reference import blog_trick
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ class Counter:
 
 
 def test_same_results_as_the_blogs_loop_on_googlenet(googlenet, cat_data):
-    ours_image, ours_steps = bnn.trick(googlenet, cat_data, bnn.KING_PENGUIN, n_steps=4)
+    ours_image, ours_steps = attack.trick(googlenet, cat_data, bnn.KING_PENGUIN, n_steps=4)
     blog_image, blog_steps = blog_trick(googlenet.net, cat_data[None], bnn.KING_PENGUIN, 4)
     assert len(ours_steps) == len(blog_steps) == 3
     for ours, blog in zip(ours_steps, blog_steps):
@@ -40,7 +40,7 @@ def test_one_forward_and_one_backward_per_step(tiny_model):
     data = tiny_model.preprocess(np.full((16, 16, 3), 0.5, np.float32))
     counter = Counter(tiny_model.net)
     try:
-        _, steps = bnn.trick(tiny_model, data, 2, n_steps=7)
+        _, steps = attack.trick(tiny_model, data, 2, n_steps=7)
     finally:
         counter.restore()
     assert len(steps) == 6
@@ -59,7 +59,7 @@ def test_trick_fools_a_trained_classifier_within_its_budget(tiny_model):
             continue
         target = (label + 1) % 3
         assert before[target] < 0.5
-        new_data, steps = bnn.trick(tiny_model, data, int(target), n_steps=n_steps, epsilon=epsilon)
+        new_data, steps = attack.trick(tiny_model, data, int(target), n_steps=n_steps, epsilon=epsilon)
         after = tiny_model.forward(new_data)
         assert after[target] > 0.9, (label, target, after)
         assert np.abs(new_data - data).max() <= epsilon * (n_steps - 1) / n_steps + 1e-3
@@ -70,16 +70,16 @@ def test_trick_fools_a_trained_classifier_within_its_budget(tiny_model):
 def test_bad_step_counts(tiny_model, n_steps):
     data = tiny_model.preprocess(np.zeros((16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="n_steps must be a whole number >= 2"):
-        bnn.trick(tiny_model, data, 1, n_steps=n_steps)
+        attack.trick(tiny_model, data, 1, n_steps=n_steps)
 
 
 def test_bad_epsilon_shape_and_label(tiny_model):
     data = tiny_model.preprocess(np.zeros((16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="epsilon"):
-        bnn.trick(tiny_model, data, 1, epsilon=0)
+        attack.trick(tiny_model, data, 1, epsilon=0)
     with pytest.raises(ModelError, match=r"\(3, 16, 16\)"):
-        bnn.trick(tiny_model, np.zeros((16, 16, 3), np.float32), 1)
+        attack.trick(tiny_model, np.zeros((16, 16, 3), np.float32), 1)
     with pytest.raises(bnn.LabelError, match="out of range"):
-        bnn.trick(tiny_model, data, 3)
+        attack.trick(tiny_model, data, 3)
     with pytest.raises(bnn.LabelError, match="did you mean 'pattern b'"):
-        bnn.trick(tiny_model, data, "pattern bb")
+        attack.trick(tiny_model, data, "pattern bb")

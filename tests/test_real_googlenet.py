@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import breaking_nn as bnn
-from breaking_nn import paths, weights
+from breaking_nn import attack, paths, weights
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_one_step_toward_mouse_gives_52_87(real_googlenet, liz):
 
 
 def test_thirty_steps_make_a_king_penguin_at_51_84(real_googlenet, liz):
-    new, steps = bnn.trick(real_googlenet, liz, bnn.KING_PENGUIN, n_steps=30)
+    new, steps = attack.trick(real_googlenet, liz, bnn.KING_PENGUIN, n_steps=30)
     probs = real_googlenet.predict(new, display_output=False)
     assert len(steps) == 29
     assert round(float(probs[bnn.KING_PENGUIN]) * 100, 2) == pytest.approx(51.84, abs=0.05)
