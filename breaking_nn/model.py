@@ -20,6 +20,7 @@ from . import paths
 from .caffe_runtime import import_caffe, use_device
 from .errors import ModelError
 from .labels import Label, Labels, imagenet_labels
+from .model_check import check_model_files
 from .weights import resolve_weights
 
 PathLike = Union[str, Path]
@@ -177,6 +178,7 @@ def load_model(
         raise ModelError(f"model definition {prototxt} does not exist: pass the path of a deploy .prototxt")
     if weights is not None and not Path(weights).is_file():
         raise ModelError(f"weights file {weights} does not exist: pass the path of a .caffemodel")
+    check_model_files(prototxt, weights)  # before Caffe opens them: a bad file is a ModelError, not an abort
     if not isinstance(labels, Labels):
         labels = Labels.from_file(labels)
     use_device(device, gpu_id)

@@ -89,10 +89,12 @@ def check_model_files(prototxt: PathLike, weights: Optional[PathLike]) -> NetSum
     docstring lists each check and where it runs (child process or here).
     """
     prototxt = Path(prototxt)
+    weights = None if weights is None else Path(weights)
+    in_file = read_caffemodel(weights) if weights is not None else None   # cheap: before the child
     facts = net_facts(prototxt)
-    summary = _summary(prototxt, None if weights is None else Path(weights), facts)
+    summary = _summary(prototxt, weights, facts)
     if weights is not None:
-        _check_weights(Path(weights), prototxt, facts)
+        _check_weights(weights, in_file, prototxt, facts)
     return summary
 
 
@@ -377,9 +379,8 @@ def _skip(buf: memoryview, pos: int, end: int, number: int, wire: int) -> int:
     return after
 
 
-def _check_weights(weights: Path, prototxt: Path, facts: dict) -> None:
+def _check_weights(weights: Path, in_file: tuple[FileLayer, ...], prototxt: Path, facts: dict) -> None:
     """In this process: the caffemodel's layers fit the net's, and the net's find theirs."""
-    in_file = read_caffemodel(weights)
     net = {}
     for layer in facts["layers"]:
         net.setdefault(layer["name"], layer)            # Caffe copies into the first layer of a name
