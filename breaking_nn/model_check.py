@@ -90,8 +90,9 @@ def check_model_files(prototxt: PathLike, weights: Optional[PathLike]) -> NetSum
     """
     prototxt = Path(prototxt)
     weights = None if weights is None else Path(weights)
+    definition = _parse_prototxt(prototxt)
     in_file = read_caffemodel(weights) if weights is not None else None   # cheap: before the child
-    facts = net_facts(prototxt)
+    facts = net_facts(prototxt, definition)
     summary = _summary(prototxt, weights, facts)
     if weights is not None:
         _check_weights(weights, in_file, prototxt, facts)
@@ -139,10 +140,11 @@ _MARKER = "@net-facts@ "
 _FACTS_CACHE: dict[tuple[str, int, int], dict] = {}
 
 
-def net_facts(prototxt: PathLike) -> dict:
+def net_facts(prototxt: PathLike, definition=None) -> dict:
     """In a child process: Caffe sets the net of ``prototxt`` up; return its facts.
 
-    First, here, ``prototxt`` must parse as a text-format ``NetParameter``.
+    First, here, ``prototxt`` must parse as a text-format ``NetParameter``
+    (``definition``: that parse, where the caller has it).
 
     ``{"layers": [{"name", "type", "blobs": [shape, ...], "shared": [bool, ...]}],
     "inputs": [{"name", "shape"}], "outputs": [{"name", "shape"}]}``, cached per
@@ -153,7 +155,7 @@ def net_facts(prototxt: PathLike) -> dict:
     stat = prototxt.stat()
     key = (str(prototxt.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FACTS_CACHE:
-        _FACTS_CACHE[key] = _run_child(prototxt, _parse_prototxt(prototxt))
+        _FACTS_CACHE[key] = _run_child(prototxt, definition or _parse_prototxt(prototxt))
     return _FACTS_CACHE[key]
 
 
