@@ -48,6 +48,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Union
@@ -160,43 +161,75 @@ def net_facts(prototxt: PathLike, definition=None) -> dict:
 
 
 def _run_child(prototxt: Path, net) -> dict:
+    child = _child(prototxt)
+    facts = [line[len(_MARKER):] for line in child.stdout.splitlines() if line.startswith(_MARKER)]
+    if child.returncode == 0 and facts:
+        return json.loads(facts[-1])
+    how, what = _caffe_complaint(child)
+    unknown = re.search(r"Unknown layer type: (\S+)", what)
+    if unknown:
+        named = [layer.name for layer in net.layer if layer.type == unknown.group(1)]
+        what = re.sub(r" \(known types: .*", "", what) + " (caffe.layer_type_list() lists the known ones)"
+    else:
+        named = [] if "layer '" in what else list(filter(None, [_failing_layer(net)]))
+    where = f" at layer{'s' * (len(named) > 1)} {', '.join(repr(n) for n in named)}" if named else ""
+    raise ModelError(f"{prototxt}: Caffe cannot set this net up{where} ({how}): {what}. "
+                     f"Fix the prototxt there, or {_NO_SUCH_NET}")
+
+
+def _child(prototxt: Path) -> subprocess.CompletedProcess:
+    """Run :data:`_CHILD` on ``prototxt``: Caffe sets the net up in a process of its own."""
     caffe = import_caffe()
     env = dict(os.environ, GLOG_minloglevel="1", GLOG_logtostderr="1")
     caffe_dir = str(Path(caffe.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (caffe_dir, os.environ.get("PYTHONPATH")) if p)
     try:
-        child = subprocess.run([sys.executable, "-c", _CHILD, str(prototxt)], env=env, stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, errors="replace", timeout=CHILD_TIMEOUT)
+        return subprocess.run([sys.executable, "-c", _CHILD, str(prototxt)], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace", timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{prototxt}: Caffe took more than {CHILD_TIMEOUT} s to set this net up; "
                          "check its input shape and layer sizes") from None
-    facts = [line[len(_MARKER):] for line in child.stdout.splitlines() if line.startswith(_MARKER)]
-    if child.returncode == 0 and facts:
-        return json.loads(facts[-1])
-    raise ModelError(f"{prototxt}: Caffe cannot set this net up: {_caffe_complaint(child, net)}. "
-                     f"Fix the prototxt there, or {_NO_SUCH_NET}")
 
 
-def _caffe_complaint(child: subprocess.CompletedProcess, net) -> str:
-    """Caffe's last fatal message in the child's stderr; the layers of an unknown type in ``net``."""
+def _caffe_complaint(child: subprocess.CompletedProcess) -> tuple[str, str]:
+    """(how the child ended, Caffe's last fatal message in its stderr)."""
     lines = child.stderr.splitlines()
     fatal = [m.group(1) for m in map(re.compile(r"^F\d+ [\d:.]+\s+\d+ \S+\] (.*)$").match, lines) if m]
     if fatal:
         what = fatal[-1]
     else:
         errors = [line for line in lines if line.strip() and not line.startswith(("I", "W", "    "))]
-        what = errors[-1].strip() if errors else "no message"
+        what = errors[-1] if errors else "no message"
     what = what.strip()
     if len(what) > 400:
         what = what[:400] + " ..."
     if child.returncode < 0:
-        how = f"it aborted ({signal.Signals(-child.returncode).name})"
-    else:
-        how = f"it exited with status {child.returncode}"
-    unknown = re.search(r"Unknown layer type: (\S+)", what)
-    named = [layer.name for layer in net.layer if unknown and layer.type == unknown.group(1)]
-    where = f" in layer{'s' * (len(named) > 1)} {', '.join(repr(n) for n in named)}" if named else ""
-    return f"{how}{where}: {what}"
+        return f"it aborted, {signal.Signals(-child.returncode).name}", what
+    return f"it exited with status {child.returncode}", what
+
+
+def _failing_layer(net) -> Optional[str]:
+    """The layer of ``net`` (a parsed prototxt) at which Caffe aborts, where its message names none.
+
+    Bisection on prefixes of the net's layers, each set up in a child
+    (about log2(number of layers) children: on this error path only).
+    """
+    from google.protobuf import text_format
+
+    good, bad = 0, len(net.layer)                  # the first `good` layers set up; the first `bad` do not
+    with tempfile.TemporaryDirectory(prefix="breaking_nn-check-") as tmp:
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            prefix = type(net)()
+            prefix.CopyFrom(net)
+            del prefix.layer[middle:]
+            path = Path(tmp) / f"first-{middle}-layers.prototxt"
+            path.write_text(text_format.MessageToString(prefix))
+            if _child(path).returncode == 0:
+                good = middle
+            else:
+                bad = middle
+    return net.layer[bad - 1].name if bad else None
 
 
 def _summary(prototxt: Path, weights: Optional[Path], facts: dict) -> NetSummary:
@@ -320,7 +353,7 @@ def read_caffemodel(weights: PathLike) -> tuple[FileLayer, ...]:
                          f"or a different kind of file. Fix: {_OTHER_WEIGHTS}; download it again if it was "
                          "cut short") from None
     if current and legacy:
-        raise ModelError(f"{weights} has both 'layer' and legacy 'layers' fields, which Caffe refuses: "
+        raise ModelError(f"{weights} has both 'layer' and legacy 'layers' fields, which Caffe refuses. "
                          f"Fix: {_OTHER_WEIGHTS}")
     return tuple(current or legacy)
 
@@ -414,13 +447,14 @@ def _check_weights(weights: Path, in_file: tuple[FileLayer, ...], prototxt: Path
         names = ", ".join(f"'{name}'" for name in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
                                                                   else "")
         if found:
-            what = f"has no weights for {len(missing)} of the net's layers with parameters: {names}"
-        else:
-            file_names = [layer.name for layer in in_file if layer.blobs][:5]
-            what = (f"has weights for none of the net's layers ({names}); its layers are named "
-                    f"{', '.join(repr(n) for n in file_names) or '(none)'}: the weights of another network")
-        raise ModelError(f"{weights} {what}. Caffe would leave those layers at random values. "
-                         f"{fix} (or check the file is complete)")
+            raise ModelError(f"{weights} has no weights for {len(missing)} of the net's layers with parameters: "
+                             f"{names}. Caffe would leave them at random values. Fix: give the complete .caffemodel "
+                             "trained for this prototxt (download it again if it was cut short)")
+        file_names = ", ".join(repr(layer.name) for layer in in_file if layer.blobs)
+        file_names = file_names if len(file_names) < 200 else file_names[:200] + " ..."
+        raise ModelError(f"{weights} has weights for none of the net's layers with parameters ({names}); its layers "
+                         f"are named {file_names or '(none)'}: the weights of another network. Caffe would load it "
+                         f"without a word and leave every layer at random values. {fix}")
 
 
 def _shape_equals(shape: Shape, blob: FileBlob) -> bool:

@@ -67,6 +67,17 @@ def to_v1(caffemodel: Path, out: Path, *, legacy_shapes: dict | None = None, kee
     return out
 
 
+def tiny_variant(folder: Path, old: str, new: str) -> Path:
+    """The tiny classifier's deploy prototxt with ``old`` replaced by ``new``."""
+    from tiny_classifier import net_prototxt
+
+    text = net_prototxt(1, train=False)
+    assert old in text
+    path = folder / f"tiny-{new.replace(' ', '').replace(':', '-')}.prototxt"
+    path.write_text(text.replace(old, new))
+    return path
+
+
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> tuple[Path, Path]:
     """The tiny classifier's deploy prototxt and generated weights (no training needed)."""
@@ -111,7 +122,8 @@ def bad_cases(tmp_path_factory, generated_googlenet_weights, open_nsfw_files, ti
             (googlenet_variant(bad, "ten-classes.prototxt", "num_output: 1000", "num_output: 10"), weights, 10,
              ["loss3/classifier", "(10, 1024)", "(1000, 1024)"]),
         "a layer with parameters missing from the caffemodel":
-            (tiny_prototxt, bad / "tiny-without-fc.caffemodel", 3, ["no weights for 1", "'fc'", "random values"]),
+            (tiny_prototxt, bad / "tiny-without-fc.caffemodel", 3, ["no weights for 1", "'fc'", "random values",
+                                                                     "download it again"]),
         "legacy V1 caffemodel, a legacy shape that Caffe would not pad to the blob's":
             (tiny_prototxt, to_v1(tiny_caffemodel, bad / "v1-wrong.caffemodel", legacy_shapes={("fc", 0): (3, 768, 1, 1)}),
              3, ["layer 'fc'", "(3, 768)", "num/channels/height/width (3, 768, 1, 1)"]),
@@ -120,11 +132,14 @@ def bad_cases(tmp_path_factory, generated_googlenet_weights, open_nsfw_files, ti
              ["both.caffemodel", "both 'layer' and legacy 'layers'"]),
         "prototxt: unknown layer type":
             (googlenet_variant(bad, "unknown-type.prototxt", 'type: "LRN"', 'type: "LocalResponseNorm"'), weights,
-             1000, ["unknown-type.prototxt", "Caffe cannot set this net up", "'pool1/norm1'",
-                    "Unknown layer type: LocalResponseNorm", "Fix the prototxt"]),
+             1000, ["unknown-type.prototxt", "Caffe cannot set this net up at layer 'pool1/norm1'",
+                    "Unknown layer type: LocalResponseNorm", "caffe.layer_type_list()", "Fix the prototxt"]),
         "prototxt: missing bottom":
             (googlenet_variant(bad, "missing-bottom.prototxt", 'bottom: "pool1/3x3_s2"', 'bottom: "pool1/nowhere"'),
              weights, 1000, ["missing-bottom.prototxt", "Unknown bottom blob 'pool1/nowhere'", "'pool1/norm1'"]),
+        "prototxt: a layer that does not fit its input (Caffe's message names no layer)":
+            (tiny_variant(bad, "kernel_size: 3 pad: 1", "kernel_size: 40"), None, 3,
+             ["Caffe cannot set this net up at layer 'conv1'", "Check failed"]),
         "prototxt: output is not a Softmax":
             (no_softmax, weights, 1000, ["no-softmax.prototxt", "'loss3/classifier'", "'InnerProduct', not 'Softmax'"]),
         "prototxt: not text-format protobuf (README.md)":
@@ -178,6 +193,7 @@ def bad_run(bad_cases, tmp_path_factory):
     "caffemodel with both 'layer' and legacy 'layers'",
     "prototxt: unknown layer type",
     "prototxt: missing bottom",
+    "prototxt: a layer that does not fit its input (Caffe's message names no layer)",
     "prototxt: output is not a Softmax",
     "prototxt: not text-format protobuf (README.md)",
     "prototxt: a caffemodel given first (arguments swapped)",
@@ -283,7 +299,7 @@ def test_caffemodel_walk_is_fast(generated_googlenet_weights):
 
 
 def test_check_errors_are_model_errors(tmp_path):
-    with pytest.raises(ModelError, match=r"empty.caffemodel has weights for none of the net's layers .*\(none\)"):
+    with pytest.raises(ModelError, match=r"empty.caffemodel has weights for none of the net's layers .* named \(none\)"):
         empty = tmp_path / "empty.caffemodel"
         empty.write_bytes(b"")
         check_model_files(paths.googlenet_prototxt(), empty)
