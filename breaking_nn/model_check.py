@@ -16,8 +16,10 @@ up: Caffe builds the net from the prototxt, in the TEST phase, without weights
 not fit, a data layer whose database is missing, ...). The child prints the
 net's facts as JSON (each layer's name, type and parameter blob shapes; the
 input and output blobs and their shapes). If the child dies by a signal or
-exits non-zero, glog's last ``F...`` line (``Check failed: ...``) and the layer
-Caffe was setting up become the error.
+exits non-zero, glog's last ``F...`` line (``Check failed: ...``) becomes the
+error, with the layer at fault: the one Caffe's message names, the layers of an
+unknown type, or else the layer found by setting up prefixes of the net, each
+in a child, by bisection (on this error path only).
 
 **Checked in this process**, before and after the child, in Python:
 
@@ -51,10 +53,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
 
 from .caffe_runtime import import_caffe
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    from caffe.proto import caffe_pb2
 
 Shape = tuple[int, ...]
 PathLike = Union[str, Path]
@@ -91,6 +96,9 @@ def check_model_files(prototxt: PathLike, weights: Optional[PathLike]) -> NetSum
     """
     prototxt = Path(prototxt)
     weights = None if weights is None else Path(weights)
+    for path, what in ((prototxt, "model definition (deploy .prototxt)"), (weights, "weights file (.caffemodel)")):
+        if path is not None and not path.is_file():
+            raise ModelError(f"{what} {path} does not exist: pass the path of an existing file")
     definition = _parse_prototxt(prototxt)
     in_file = read_caffemodel(weights) if weights is not None else None   # cheap: before the child
     facts = net_facts(prototxt, definition)
@@ -102,7 +110,7 @@ def check_model_files(prototxt: PathLike, weights: Optional[PathLike]) -> NetSum
 
 # -- the prototxt -------------------------------------------------------------------
 
-def _parse_prototxt(prototxt: Path):
+def _parse_prototxt(prototxt: Path) -> caffe_pb2.NetParameter:
     """In this process: ``prototxt`` parsed as a text-format ``caffe_pb2.NetParameter``."""
     import_caffe()
     from caffe.proto import caffe_pb2
@@ -141,7 +149,7 @@ _MARKER = "@net-facts@ "
 _FACTS_CACHE: dict[tuple[str, int, int], dict] = {}
 
 
-def net_facts(prototxt: PathLike, definition=None) -> dict:
+def net_facts(prototxt: PathLike, definition: Optional[caffe_pb2.NetParameter] = None) -> dict:
     """In a child process: Caffe sets the net of ``prototxt`` up; return its facts.
 
     First, here, ``prototxt`` must parse as a text-format ``NetParameter``
@@ -160,7 +168,7 @@ def net_facts(prototxt: PathLike, definition=None) -> dict:
     return _FACTS_CACHE[key]
 
 
-def _run_child(prototxt: Path, net) -> dict:
+def _run_child(prototxt: Path, net: caffe_pb2.NetParameter) -> dict:
     child = _child(prototxt)
     facts = [line[len(_MARKER):] for line in child.stdout.splitlines() if line.startswith(_MARKER)]
     if child.returncode == 0 and facts:
@@ -208,7 +216,7 @@ def _caffe_complaint(child: subprocess.CompletedProcess) -> tuple[str, str]:
     return f"it exited with status {child.returncode}", what
 
 
-def _failing_layer(net) -> Optional[str]:
+def _failing_layer(net: caffe_pb2.NetParameter) -> Optional[str]:
     """The layer of ``net`` (a parsed prototxt) at which Caffe aborts, where its message names none.
 
     Bisection on prefixes of the net's layers, each set up in a child

@@ -303,3 +303,11 @@ def test_check_errors_are_model_errors(tmp_path):
         empty = tmp_path / "empty.caffemodel"
         empty.write_bytes(b"")
         check_model_files(paths.googlenet_prototxt(), empty)
+
+
+
+def test_missing_files_are_model_errors(tmp_path):
+    with pytest.raises(ModelError, match=r"weights file \(.caffemodel\) .*absent.caffemodel does not exist"):
+        check_model_files(paths.googlenet_prototxt(), tmp_path / "absent.caffemodel")
+    with pytest.raises(ModelError, match=r"model definition \(deploy .prototxt\) .*absent.prototxt does not exist"):
+        check_model_files(tmp_path / "absent.prototxt", None)
