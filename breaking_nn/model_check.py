@@ -91,7 +91,8 @@ def check_model_files(prototxt: PathLike, weights: Optional[PathLike]) -> NetSum
     """Raise :class:`ModelError` unless Caffe can load ``prototxt`` with ``weights`` and predict.
 
     ``prototxt`` is a deploy net definition; ``weights`` a ``.caffemodel``, or
-    None for an untrained net. Both must exist. Nothing is written. The module
+    None for an untrained net. Both must exist. Nothing is left written (only the
+    search for a failing layer uses a temporary folder, removed after). The module
     docstring lists each check and where it runs (child process or here).
     """
     prototxt = Path(prototxt)
