@@ -22,6 +22,7 @@ from .caffe_runtime import import_caffe, use_device
 from .current import set_current
 from .errors import ModelError
 from .labels import Label, Labels
+from .model_check import check_model_files
 from .model_file import BLOG_PREPROCESS, ModelSpec, read_model_file
 from .preprocessing import Preprocessing
 from .weights import download_weights, resolve_weights
@@ -187,6 +188,8 @@ def load_model(
     """
     spec = _model_spec(model, weights, labels)
     weights_path = _weights_of(spec)
+    # Before Caffe opens them: a bad file is a ModelError, not an aborted process.
+    check_model_files(spec.prototxt, weights_path)
     caffe = import_caffe()
     use_device(device, gpu_id)
     definition = _with_force_backward(spec.prototxt) if force_backward else None

