@@ -1,8 +1,9 @@
 """Download and verify BVLC GoogLeNet's weights (``bvlc_googlenet.caffemodel``).
 
-A download goes to a temporary ``.part`` file beside the destination, is checked
-for size and SHA-1, and only then renamed into place: the destination never holds
-a partial or unverified file.
+A download (pooch, the hash-checked download library of scikit-image and SciPy)
+goes to a temporary file beside the destination, is checked against its SHA-1,
+and only then moved into place: the destination never holds a partial or
+unverified file.
 
 Command line::
 
@@ -12,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import requests
-from tqdm.auto import tqdm
 
 from . import paths
-from .atomic import atomic_path
 from .errors import WeightsError
 
 
@@ -79,58 +77,33 @@ def download_weights(
 
     ``dest`` defaults to :func:`breaking_nn.paths.googlenet_weights`; ``url``
     overrides ``spec.url`` (a mirror). An already verified file is kept as it
-    is. Raises :class:`WeightsError` on any failure, leaving nothing at ``dest``
-    that was not there before; its message ends with ``hint`` (default: how to
-    get GoogLeNet's weights).
+    is. The download (pooch) goes to a temporary file beside ``dest``, is
+    checked against ``spec.sha1`` and only then moved into place. Raises
+    :class:`WeightsError` on any failure, leaving nothing at ``dest`` that was
+    not there before; its message ends with ``hint`` (default: how to get
+    GoogLeNet's weights).
     """
+    import pooch
+
     dest = Path(dest) if dest is not None else paths.googlenet_weights()
     url = url or spec.url
     hint = hint or how_to_get(dest, spec)
     if is_verified(dest, spec):
         return dest
-    with atomic_path(dest) as part, open(part, "wb") as out:
-        got, sha1 = _stream(url, out, spec, hint, progress=progress, timeout=timeout)
-        out.flush()
-        os.fsync(out.fileno())
-        if got != spec.size:
-            raise WeightsError(
-                f"download of {url} is incomplete or wrong: got {got:,} bytes, expected {spec.size:,}. "
-                f"Nothing was saved. Try again. {hint}"
-            )
-        if sha1 != spec.sha1:
-            raise WeightsError(
-                f"download of {url} has SHA-1 {sha1}, expected {spec.sha1}: the file is corrupt or "
-                f"not the file expected. Nothing was saved. {hint}"
-            )
-    return dest
-
-
-def _stream(url: str, out, spec: WeightsFile, hint: str, *, progress: bool, timeout: float) -> tuple[int, str]:
-    """Write the body of ``url`` to ``out``; return (bytes written, SHA-1 hex)."""
-    digest = hashlib.sha1()
-    got = 0
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code != 200:
-                raise WeightsError(
-                    f"could not download {url}: HTTP {response.status_code} {response.reason}. "
-                    f"{hint}"
-                )
-            with tqdm(total=spec.size, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=Path(url).name, disable=not progress) as bar:
-                for chunk in response.iter_content(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-                    if got > spec.size:
-                        break
+        pooch.retrieve(url, known_hash=f"sha1:{spec.sha1}", fname=dest.name, path=dest.parent, downloader=downloader)
+    except requests.HTTPError as exc:
+        response = exc.response
+        raise WeightsError(f"could not download {url}: HTTP {response.status_code} {response.reason}. "
+                           f"Nothing was saved. {hint}") from None
     except requests.RequestException as exc:
-        raise WeightsError(
-            f"could not download {url}: {type(exc).__name__}: {exc}. Nothing was saved. "
-            f"{hint}"
-        ) from None
-    return got, digest.hexdigest()
+        raise WeightsError(f"could not download {url}: {type(exc).__name__}: {exc}. The download is "
+                           f"incomplete; nothing was saved. Try again. {hint}") from None
+    except ValueError as exc:  # pooch: the hash does not match
+        raise WeightsError(f"download of {url} failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is "
+                           f"corrupt or not the one expected. Nothing was saved. {hint}") from None
+    return dest
 
 
 def resolve_weights(weights: Optional[Union[str, Path]] = None, *, download: bool = True) -> Path:
