@@ -33,8 +33,10 @@ class PerturbationMetrics:
     ssim: float
 
     def as_dict(self) -> dict:
-        """The metrics as a plain dict (JSON-ready; an infinite PSNR stays ``inf``)."""
-        return asdict(self)
+        """The metrics as a plain dict, JSON-ready: an infinite PSNR (nothing changed) becomes None."""
+        d = asdict(self)
+        d["psnr"] = d["psnr"] if np.isfinite(d["psnr"]) else None
+        return d
 
     def __str__(self) -> str:
         return (f"L-inf {self.linf} grey levels, L2 {self.l2:.1f}, {self.changed_fraction:.1%} of pixels changed, "
