@@ -52,11 +52,29 @@ def cat_data(googlenet) -> "np.ndarray":
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> bnn.Classifier:
-    """A small classifier trained here with Caffe's SGD solver (see tiny_classifier)."""
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The folder of the small classifier trained here: deploy.prototxt, tiny.caffemodel, labels.txt."""
     from tiny_classifier import train
 
-    return train(tmp_path_factory.mktemp("tiny"))
+    folder = tmp_path_factory.mktemp("tiny")
+    train(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir) -> bnn.Classifier:
+    """A small classifier trained here with Caffe's SGD solver (see tiny_classifier), 16x16 input."""
+    d = tiny_model_dir
+    return bnn.load_model(d / "deploy.prototxt", d / "tiny.caffemodel", d / "labels.txt")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_model_dir) -> Path:
+    """A model.toml for the small classifier (the blog's preprocessing: resize to 16x16, BGR, 0-255)."""
+    path = tiny_model_dir / "model.toml"
+    path.write_text('name = "tiny"\nprototxt = "deploy.prototxt"\nweights = "tiny.caffemodel"\n'
+                    'labels_file = "labels.txt"\n\n[preprocess]\nchannel_order = "BGR"\n')
+    return path
 
 
 @pytest.fixture(scope="session")
