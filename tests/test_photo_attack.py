@@ -165,6 +165,8 @@ def test_jpeg_is_reported_honestly(open_nsfw, tmp_path, quality):
     holds = bool(reloaded.argmax() == 1 and reloaded[1] >= 0.9)
     assert check.goal_holds == holds == check.ok
     assert check.message.startswith("verified" if holds else "NOT verified")
+    if quality == 5:
+        assert not holds  # measured: p(1) falls to about 0.004 at quality 5
     if not holds:
         assert "no longer fools the model" in check.message
 
