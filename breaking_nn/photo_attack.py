@@ -248,6 +248,10 @@ class PhotoAttackResult:
         elif lossless and not (pixels_equal and diff <= LOSSLESS_TOLERANCE):
             message = (f"NOT verified: {path} ({named}) reloaded differs from the attacked photo "
                        f"(pixels equal: {pixels_equal}, probabilities differ by {diff:.2g})")
+        elif not self.reached:
+            message = (f"saved {path} ({named}); reloaded, it gives {'the same' if lossless else 'about the same'} "
+                       f"probabilities (largest difference {diff:.2g}), but the attack did not reach the goal "
+                       f"{self.goal_text()} (value {self.progress(probs):.4f})")
         else:
             message = (f"NOT verified: {path} ({named}) no longer fools the model: after "
                        f"{'compression' if fmt == 'JPEG' else 'reloading'} the goal {self.goal_text()} fails "

@@ -71,6 +71,7 @@ def test_budget_running_out_exits_3_with_the_file_written(tiny_model_file, photo
     assert result.returncode == 3, result.stderr
     assert "NOT FOOLED" in result.stdout and "NOT reached (budget ran out) after 2 steps" in result.stdout
     assert "p(target) 0." in result.stdout and out.is_file()
+    assert "but the attack did not reach the goal" in result.stdout  # not blamed on the file
 
 
 def test_untargeted_through_the_command_line(tiny_model_file, photo, tmp_path):
