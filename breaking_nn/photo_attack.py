@@ -93,6 +93,9 @@ class SaveCheck:
         max_abs_diff: largest |reloaded - in-memory| class probability.
         probabilities: (K,) the reloaded file's class probabilities.
         goal_holds: the attack's goal holds for the reloaded file.
+        metrics: :class:`~breaking_nn.metrics.PerturbationMetrics` of the reloaded
+            file against the original photo (for JPEG they include the
+            compression's own error, which can exceed epsilon).
         ok: the save is verified: the goal holds and, for a lossless format,
             the pixels are equal and the probabilities within 1e-6.
         message: one line saying all this.
@@ -106,6 +109,7 @@ class SaveCheck:
     max_abs_diff: float
     probabilities: np.ndarray = field(repr=False)
     goal_holds: bool
+    metrics: PerturbationMetrics
     ok: bool
     message: str
 
@@ -113,7 +117,8 @@ class SaveCheck:
         """JSON-ready summary (no arrays)."""
         return {"path": str(self.path), "format": self.format, "quality": self.quality, "lossless": self.lossless,
                 "pixels_equal": self.pixels_equal, "max_abs_diff": self.max_abs_diff,
-                "goal_holds": self.goal_holds, "ok": self.ok, "message": self.message}
+                "goal_holds": self.goal_holds, "metrics": self.metrics.as_dict(), "ok": self.ok,
+                "message": self.message}
 
 
 @dataclass
@@ -235,7 +240,9 @@ class PhotoAttackResult:
         with atomic_path(path) as part:
             Image.fromarray(self.adversarial, "RGB").save(part, format=fmt, **options)
         reloaded_image = load_image(path)
-        pixels_equal = bool(np.array_equal(np.rint(reloaded_image * 255).astype(np.uint8), self.adversarial))
+        reloaded_pixels = np.rint(reloaded_image * 255).astype(np.uint8)
+        pixels_equal = bool(np.array_equal(reloaded_pixels, self.adversarial))
+        file_metrics = perturbation_metrics(self.original, reloaded_pixels)
         probs = self.model.forward(self.model.preprocess(reloaded_image))
         diff = float(np.abs(probs - self.probabilities_after).max())
         holds = self.goal_holds(probs)
@@ -256,9 +263,12 @@ class PhotoAttackResult:
             message = (f"NOT verified: {path} ({named}) no longer fools the model: after "
                        f"{'compression' if fmt == 'JPEG' else 'reloading'} the goal {self.goal_text()} fails "
                        f"(value {self.progress(probs):.4f} instead of {self.progress():.4f}); save as .png to keep it")
+        if fmt == "JPEG":
+            message += (f"; the compressed file differs from the original by L-inf {file_metrics.linf} grey levels "
+                        f"(attack budget {self.epsilon:g}), PSNR {file_metrics.psnr:.1f} dB, SSIM {file_metrics.ssim:.4f}")
         self.saved = SaveCheck(path=path, format=fmt, quality=options.get("quality") if fmt == "JPEG" else None,
                                lossless=lossless, pixels_equal=pixels_equal, max_abs_diff=diff, probabilities=probs,
-                               goal_holds=holds, ok=ok, message=message)
+                               goal_holds=holds, metrics=file_metrics, ok=ok, message=message)
         return self.saved
 
 

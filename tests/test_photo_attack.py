@@ -98,6 +98,7 @@ def test_tiny_classifier_fooled_through_a_larger_photo_and_the_png_round_trips(t
         assert len(result.steps) == result.n_updates + 1 and result.n_updates >= 1
         check = result.save(tmp_path / f"to-{target}.png")
         assert check.ok and check.pixels_equal and check.max_abs_diff <= 1e-6, check.message
+        assert check.metrics == result.metrics  # lossless: the file is the attacked photo
         reloaded = tiny_model.forward(tiny_model.preprocess(bnn.load_image(tmp_path / f"to-{target}.png")))
         np.testing.assert_allclose(reloaded, result.probabilities_after, atol=1e-6)
         assert reloaded.argmax() == target
@@ -162,6 +163,9 @@ def test_jpeg_is_reported_honestly(open_nsfw, tmp_path, quality):
     assert f"JPEG quality {quality}" in check.message
     np.testing.assert_array_equal(check.probabilities, reloaded)  # what it reports is what a reload gives
     assert check.max_abs_diff == pytest.approx(np.abs(reloaded - result.probabilities_after).max())
+    file_pixels = np.asarray(Image.open(tmp_path / "chelsea.jpg").convert("RGB"))
+    assert check.metrics == perturbation_metrics(result.original, file_pixels)  # compression error included
+    assert f"L-inf {check.metrics.linf} grey levels (attack budget 4)" in check.message
     holds = bool(reloaded.argmax() == 1 and reloaded[1] >= 0.9)
     assert check.goal_holds == holds == check.ok
     assert check.message.startswith("verified" if holds else "NOT verified")
