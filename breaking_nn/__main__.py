@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``breaking-nn`` and its two sub-commands."""
-    parser = _Parser(prog="breaking-nn", description=__doc__.split("\n")[0],
+    parser = _Parser(prog="breaking-nn", description="Fool a network with your own photo, or ask what it sees.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog=ATTACK_EXAMPLES + "\n" + PREDICT_EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
