@@ -23,3 +23,11 @@ class WeightsError(BreakingNNError):
 
 class ModelError(BreakingNNError, ValueError):
     """A model definition is unusable, or an input does not fit the model."""
+
+
+class AttackError(BreakingNNError, ValueError):
+    """An attack's settings are out of range (epsilon, steps, margin, target)."""
+
+
+class SaveError(BreakingNNError, ValueError):
+    """An output file cannot be written as asked (folder, name, format)."""

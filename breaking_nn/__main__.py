@@ -1,0 +1,212 @@
+"""The ``breaking-nn`` command: fool a network with your own photo, or ask what it sees.
+
+    breaking-nn attack PHOTO --target "king penguin" --out penguin.png [options]
+    breaking-nn predict PHOTO [-k 5] [--model models/x/model.toml]
+
+Also ``python -m breaking_nn``. Exit codes: 0 the goal is reached and the saved
+file, reloaded, verified; 3 the budget ran out (or the JPEG compression undid
+the attack): the file is still written and the message says how far it got;
+2 bad input (one line, nothing written); 130 interrupted (nothing partial left).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from .errors import AttackError, BreakingNNError, SaveError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+ATTACK_EXAMPLES = """examples:
+  breaking-nn attack my-cat.jpg --target "king penguin" --out penguin.png
+  breaking-nn attack my-cat.jpg --target 145 --out penguin.png --epsilon 2 --report report.png
+  breaking-nn attack photo.jpg --untargeted --until 0.5 --out fooled.png --json
+  breaking-nn attack photo.jpg --target 1 --out nsfw.png --model models/open_nsfw/model.toml
+  breaking-nn attack my-cat.jpg --target 145 --out try.png --weights generated   # meaningless, no download
+"""
+PREDICT_EXAMPLES = """examples:
+  breaking-nn predict my-cat.jpg
+  breaking-nn predict penguin.png -k 3
+  breaking-nn predict photo.jpg --model models/open_nsfw/model.toml -k 2
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``breaking-nn`` and its two sub-commands."""
+    parser = _Parser(prog="breaking-nn", description="Fool a network with your own photo, or ask what it sees.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog=ATTACK_EXAMPLES + "\n" + PREDICT_EXAMPLES)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", metavar="MODEL_TOML", default=None,
+                       help="a model file (model.toml) describing a Caffe classifier (default: BVLC GoogLeNet)")
+        p.add_argument("--weights", metavar="PATH|generated", default=None,
+                       help="a caffemodel replacing the model's; 'generated' uses seeded random weights "
+                            "(runs without downloading; every prediction is meaningless)")
+        p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="default: %(default)s")
+
+    attack = sub.add_parser("attack", help="perturb PHOTO (within --epsilon grey levels) until the network sees --target",
+                            description="Perturb PHOTO, at its own size, until the network sees the target; save it "
+                                        "and check the saved file still fools the network when reloaded.",
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ATTACK_EXAMPLES)
+    attack.add_argument("photo", metavar="PHOTO", help="the photo: a file (JPEG, PNG, ...) or an http(s) URL")
+    attack.add_argument("--target", "-t", default=None,
+                        help='the class to make the network see: a number (145) or a name ("king penguin")')
+    attack.add_argument("--untargeted", action="store_true",
+                        help="no target: lower the class the network sees until another leads it by --until")
+    attack.add_argument("--out", "-o", required=True,
+                        help="the adversarial photo to write: .png, .webp, .bmp, .tif (lossless) or .jpg")
+    attack.add_argument("--epsilon", default="4", help="largest change of any pixel, in grey levels, 1-255 "
+                                                       "(default: %(default)s)")
+    attack.add_argument("--max-steps", default="50", help="most sign steps of one grey level (default: %(default)s)")
+    attack.add_argument("--until", default="0.9",
+                        help="stop when p(target) >= UNTIL (the target on top), or, untargeted, when another "
+                             "class leads the original by UNTIL; in (0, 1) (default: %(default)s)")
+    attack.add_argument("--jpeg-quality", default="95", help="JPEG quality for a .jpg --out, 1-95 (default: %(default)s)")
+    attack.add_argument("--report", default=None, metavar="REPORT_PNG",
+                        help="also draw the report figure (original, perturbation, result, top 5) into this PNG")
+    attack.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    attack.add_argument("--force", action="store_true", help="overwrite --out and --report if they exist")
+    model_options(attack)
+
+    predict = sub.add_parser("predict", help="print the network's top classes for PHOTO",
+                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PREDICT_EXAMPLES)
+    predict.add_argument("photo", metavar="PHOTO", help="a file or an http(s) URL")
+    predict.add_argument("-k", default="5", help="how many classes to print (default: %(default)s)")
+    model_options(predict)
+    return parser
+
+
+def _number(text: str, option: str, kind=float):
+    """``text`` as a ``kind`` (float or int), else :class:`AttackError` naming ``option``."""
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        noun = "a whole number" if kind is int else "a number"
+        raise AttackError(f"{option} must be {noun}, not {text!r}") from None
+
+
+def _load_model(args, stack: contextlib.ExitStack, say):
+    """The model the options name: --model's file or GoogLeNet, with --weights (or generated ones)."""
+    from .model import load_googlenet, load_model
+
+    weights = args.weights
+    if weights == "generated":
+        from . import paths
+        from .generated import WARNING, generate_weights
+        from .model_file import read_model_file
+
+        prototxt = read_model_file(args.model).prototxt if args.model else paths.googlenet_prototxt()
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        weights = generate_weights(prototxt, tmp / "generated.caffemodel")
+        say(f"WARNING: {WARNING}")
+    if args.model:
+        if not str(args.model).endswith(".toml"):
+            raise AttackError(f"--model takes a model file (model.toml), not {args.model!r}")
+        return load_model(args.model, weights, device=args.device)
+    return load_googlenet(weights, device=args.device)
+
+
+def _target(text: Optional[str]):
+    """A numeric string is a class number; anything else a class name."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
+
+
+def run_attack(args, stack: contextlib.ExitStack) -> int:
+    from .photo_attack import as_photo, attack_photo, check_output_path, check_settings
+    from .report import save_report
+
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    if args.untargeted and args.target is not None:
+        raise AttackError("give --target or --untargeted, not both")
+    if not args.untargeted and args.target is None:
+        raise AttackError("give --target CLASS (a number or a name), or --untargeted")
+    epsilon = _number(args.epsilon, "--epsilon")
+    max_steps = _number(args.max_steps, "--max-steps", int)
+    until = _number(args.until, "--until")
+    quality = _number(args.jpeg_quality, "--jpeg-quality", int)
+    check_settings(epsilon=epsilon, max_steps=max_steps, until=until)
+    if not 1 <= quality <= 95:
+        raise AttackError(f"--jpeg-quality must be from 1 to 95, not {quality}")
+    out = check_output_path(args.out, force=args.force)
+    report = None
+    if args.report is not None:
+        report = Path(args.report).expanduser()
+        if report.suffix.lower() != ".png":
+            raise SaveError(f"--report is a PNG: give a file name ending in .png, not {args.report!r}")
+        if not report.parent.is_dir():
+            raise SaveError(f"the folder of {report} does not exist: create {report.parent} first")
+        if report.exists() and not args.force:
+            raise SaveError(f"{report} already exists: choose another name, or overwrite it with --force")
+        if report.resolve() == out.resolve():
+            raise SaveError("--report and --out name the same file: give them different names")
+    photo = as_photo(args.photo)
+    model = _load_model(args, stack, say)
+    target = _target(args.target)
+    if target is not None:
+        model.labels.index(target)  # an unknown name: LabelError with suggestions, before any work
+
+    result = attack_photo(model, photo, target, epsilon=epsilon, max_steps=max_steps, until=until,
+                          untargeted=args.untargeted, progress=sys.stderr.isatty() and not args.json)
+    check = result.save(out, quality=quality, force=True)
+    if report is not None:
+        save_report(result, report)
+    code = EXIT_OK if result.reached and check.ok else EXIT_BUDGET
+    if args.json:
+        print(json.dumps({**result.as_dict(), "out": str(out), "report": None if report is None else str(report),
+                          "exit_code": code}))
+        return code
+    say(check.message)
+    if report is not None:
+        say(f"report: {report}")
+    verdict = "FOOLED" if code == EXIT_OK else "NOT FOOLED"
+    say(f"{verdict}: {result.summary()}; wrote {out} ({photo.shape[1]}x{photo.shape[0]})")
+    return code
+
+
+def run_predict(args, stack: contextlib.ExitStack) -> int:
+    from .images import load_image
+    from .model import format_predictions
+
+    k = _number(args.k, "-k", int)
+    if k < 1:
+        raise AttackError(f"-k must be a whole number >= 1, not {k}")
+    image = load_image(args.photo)
+    model = _load_model(args, stack, print)
+    probs = model.forward(model.preprocess(image))
+    print(format_predictions(probs, model.labels, min(k, model.n_classes)))
+    return EXIT_OK
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point of ``breaking-nn`` and ``python -m breaking_nn``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        with contextlib.ExitStack() as stack:
+            return (run_attack if args.command == "attack" else run_predict)(args, stack)
+    except BreakingNNError as exc:
+        print(f"breaking-nn: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("breaking-nn: interrupted; no partial file was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

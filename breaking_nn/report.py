@@ -1,0 +1,74 @@
+"""The report figure of a photo attack: original, amplified perturbation, adversarial, top-5 bars.
+
+>>> fig = draw_report(result)                  # doctest: +SKIP
+>>> save_report(result, "report.png")          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .atomic import atomic_path
+from .errors import SaveError
+from .photo_attack import PhotoAttackResult
+
+
+def amplification(result: PhotoAttackResult) -> int:
+    """The factor the perturbation is multiplied by to be seen: its L-inf fills half the grey range."""
+    return max(1, 127 // max(1, result.metrics.linf))
+
+
+def perturbation_picture(result: PhotoAttackResult) -> np.ndarray:
+    """(H, W, 3) RGB 0-1: mid-grey plus the perturbation times :func:`amplification` (grey = unchanged)."""
+    delta = result.adversarial.astype(np.float32) - result.original.astype(np.float32)
+    return np.clip(0.5 + delta * amplification(result) / 255.0, 0.0, 1.0)
+
+
+def draw_report(result: PhotoAttackResult, *, figsize=(12, 6.5)) -> Figure:
+    """A matplotlib Figure (not shown, no pyplot state): the three photos over two top-5 bar charts."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    grid = fig.add_gridspec(2, 6, height_ratios=[3, 2])
+    pictures = [
+        (result.original, "Original"),
+        (perturbation_picture(result), f"Perturbation x{amplification(result)} (L-inf {result.metrics.linf})"),
+        (result.adversarial, "Adversarial (what is saved)"),
+    ]
+    for i, (picture, title) in enumerate(pictures):
+        ax = fig.add_subplot(grid[0, 2 * i:2 * i + 2])
+        ax.imshow(picture)
+        ax.set_title(title)
+        ax.axis("off")
+    colour = {result.original_class: "tab:green", **({result.target: "tab:red"} if result.target is not None else {})}
+    for i, (top, title) in enumerate([(result.top5_before(), "Top 5 before"), (result.top5_after(), "Top 5 after")]):
+        ax = fig.add_subplot(grid[1, 3 * i:3 * i + 3])
+        names = [f"{n} {name[:28]}" for n, name, _ in top][::-1]
+        values = [p for _, _, p in top][::-1]
+        colours = [colour.get(n, "tab:blue") for n, _, _ in top][::-1]  # red: target, green: original class
+        bars = ax.barh(names, values, color=colours)
+        ax.bar_label(bars, labels=[f"{v:.2%}" for v in values], padding=3)
+        ax.set_xlim(0, 1.15)
+        ax.set_xlabel("probability")
+        ax.set_title(title)
+    status = "reached" if result.reached else "not reached"
+    fig.suptitle(f"{result.model.name}: {result.goal_text()} {status} in {result.n_updates} steps - "
+                 f"{result.metrics}", fontsize=10)
+    return fig
+
+
+def save_report(result: PhotoAttackResult, path: Union[str, Path], *, dpi: int = 100) -> Path:
+    """Draw :func:`draw_report` into ``path`` as a PNG, atomically; return the path.
+
+    ``path`` must end in .png and its folder must exist (:class:`SaveError`).
+    """
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".png":
+        raise SaveError(f"the report is a PNG: give a file name ending in .png, not {str(path)!r}")
+    if not path.parent.is_dir():
+        raise SaveError(f"the folder of {path} does not exist: create {path.parent} first")
+    fig = draw_report(result)
+    with atomic_path(path) as part:
+        fig.savefig(part, format="png", dpi=dpi)  # the temporary name ends in .part: say the format
+    return path

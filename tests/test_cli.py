@@ -1,0 +1,197 @@
+"""The breaking-nn command line, through real subprocesses: the success path and every bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.transform import resize
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "breaking_nn"]
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd or REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    """A 52x68 PNG of a tiny-classifier pattern (class 2), larger than its 16x16 input."""
+    from tiny_classifier import make_images
+
+    images, labels = make_images(1, np.random.default_rng(7))
+    assert labels[0] == 2
+    path = tmp_path_factory.mktemp("photo") / "pattern.png"
+    Image.fromarray(np.rint(resize(images[0], (52, 68), order=1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_attack_success_path_writes_a_verified_photo_and_a_report(tiny_model_file, photo, tmp_path):
+    out, report = tmp_path / "fooled.png", tmp_path / "report.png"
+    result = run("attack", photo, "--target", "pattern A", "--out", out, "--epsilon", 8, "--report", report,
+                 "--model", tiny_model_file)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("FOOLED: goal p(0 pattern A) >= 0.9 reached after ")
+    assert "verified:" in result.stdout and "Traceback" not in result.stderr
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (68, 52)
+        adv = np.asarray(img)
+    assert np.abs(adv.astype(int) - np.asarray(Image.open(photo)).astype(int)).max() <= 8
+    with Image.open(report) as img:
+        assert img.format == "PNG"
+    predicted = run("predict", out, "-k", 2, "--model", tiny_model_file)
+    assert predicted.returncode == 0 and predicted.stdout.startswith("label: 000 (pattern A), certainty: ")
+    assert len(predicted.stdout.strip().splitlines()) == 2
+
+
+def test_attack_json_is_one_object(tiny_model_file, photo, tmp_path):
+    out = tmp_path / "fooled.webp"
+    result = run("attack", photo, "--target", "1", "--out", out, "--epsilon", 8, "--json", "--model", tiny_model_file)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["reached"] and report["target"] == 1 and report["exit_code"] == 0
+    assert report["saved"]["ok"] and report["saved"]["format"] == "WEBP" and report["saved"]["lossless"]
+    assert report["metrics"]["linf"] <= 8 and report["top5_after"][0][0] == 1
+    assert report["size"] == [52, 68] and out.is_file()
+
+
+def test_budget_running_out_exits_3_with_the_file_written(tiny_model_file, photo, tmp_path):
+    out = tmp_path / "partway.png"
+    result = run("attack", photo, "--target", 0, "--out", out, "--epsilon", 2, "--max-steps", 2,
+                 "--model", tiny_model_file)
+    assert result.returncode == 3, result.stderr
+    assert "NOT FOOLED" in result.stdout and "NOT reached (budget ran out) after 2 steps" in result.stdout
+    assert "p(target) 0." in result.stdout and out.is_file()
+    assert "but the attack did not reach the goal" in result.stdout  # not blamed on the file
+
+
+def test_untargeted_through_the_command_line(tiny_model_file, photo, tmp_path):
+    result = run("attack", photo, "--untargeted", "--until", 0.5, "--out", tmp_path / "u.png", "--epsilon", 8,
+                 "--json", "--model", tiny_model_file)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["original_class"] == 2 and report["top5_after"][0][0] != 2 and report["target"] is None
+
+
+def test_help_has_examples():
+    for args in (["--help"], ["attack", "--help"]):
+        result = run(*args)
+        assert result.returncode == 0 and "examples:" in result.stdout and "--target" in result.stdout
+
+
+def bad_model_file(folder: Path) -> Path:
+    path = folder / "bad.toml"
+    path.write_text('name = "bad"\nprototxt = "nowhere.prototxt"\n[preprocess]\nchannel_order = "BGR"\n')
+    return path
+
+
+BAD_INPUTS = {
+    # name: (arguments after PHOTO OUT, how PHOTO is given, what stderr says)
+    "missing photo": ([], "missing", "does not exist"),
+    "unreadable photo": ([], "text", "is not an image Pillow can read"),
+    "unknown target": (["--target", "pattern Z"], None, "pattern"),
+    "epsilon zero": (["--epsilon", "0"], None, "epsilon must be from 1 to 255"),
+    "epsilon over 255": (["--epsilon", "300"], None, "epsilon must be from 1 to 255"),
+    "epsilon not a number": (["--epsilon", "four"], None, "--epsilon must be a number, not 'four'"),
+    "max-steps zero": (["--max-steps", "0"], None, "max_steps must be a whole number >= 1"),
+    "until zero": (["--until", "0"], None, "until must be a probability strictly between 0 and 1"),
+    "until one and a half": (["--until", "1.5"], None, "until must be a probability strictly between 0 and 1"),
+    "output folder missing": (["--out-folder-missing"], None, "does not exist: create"),
+    "output exists": (["--out-exists"], None, "already exists"),
+    "output extension": (["--out-ext"], None, "cannot tell the image format"),
+    "untargeted and target": (["--untargeted"], None, "not both"),
+    "model file fails to load": (["--bad-model"], None, "nowhere.prototxt"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tiny_model_file, photo, tmp_path_factory):
+    """Every bad input, each in its own empty folder, run at once (they are independent processes)."""
+    runs = {}
+    for name, (extra, photo_kind, _) in BAD_INPUTS.items():
+        folder = tmp_path_factory.mktemp("bad")
+        source = photo
+        if photo_kind == "missing":
+            source = folder / "no-such-photo.jpg"
+        elif photo_kind == "text":
+            source = folder / "notes.jpg"
+            source.write_text("this is not a photo\n")
+        out = folder / "out.png"
+        args = ["attack", source, "--model", tiny_model_file, "--epsilon", "8"]
+        for option in extra:
+            if option == "--out-folder-missing":
+                out = folder / "missing" / "out.png"
+            elif option == "--out-exists":
+                out.write_bytes(b"precious")
+            elif option == "--out-ext":
+                out = folder / "out.xyz"
+            elif option == "--bad-model":
+                args[3] = bad_model_file(folder)
+            else:
+                args.append(option)
+        if "--target" not in extra:
+            args += ["--target", "pattern A"]
+        args += ["--out", out]
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=REPO)
+        runs[name] = (process, folder, before)
+    results = {}
+    for name, (process, folder, before) in runs.items():
+        stdout, stderr = process.communicate(timeout=300)
+        after = {p.name: p.read_bytes() for p in folder.iterdir()}
+        results[name] = (process.returncode, stdout, stderr, before, after)
+    return results
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_no_file(bad_runs, name):
+    code, stdout, stderr, before, after = bad_runs[name]
+    expected = BAD_INPUTS[name][2]
+    assert code == 2, (name, stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("breaking-nn: error: "), stderr
+    assert expected in lines[0], (expected, lines[0])
+    assert "Traceback" not in stderr
+    assert after == before, f"{name}: files changed: {sorted(set(after) ^ set(before))}"
+
+
+def test_unknown_target_suggests_names(bad_runs):
+    stderr = bad_runs["unknown target"][2]
+    assert "unknown label name 'pattern Z'; did you mean" in stderr and "'pattern a'" in stderr
+
+
+def test_predict_bad_input(tmp_path):
+    result = run("predict", tmp_path / "none.png", "-k", 0)
+    assert result.returncode == 2 and "-k must be a whole number >= 1" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_ctrl_c_leaves_no_file(open_nsfw_model_file, tmp_path):
+    from skimage import data
+
+    source = tmp_path / "rocket.png"
+    Image.fromarray(data.rocket()).save(source)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    # a goal it cannot reach with 1 grey level, so it is still working when interrupted
+    process = subprocess.Popen([*CLI, "attack", str(source), "--target", "1", "--until", "0.999999", "--epsilon", "1",
+                                "--max-steps", "500", "--out", str(out_dir / "x.png"), "--report",
+                                str(out_dir / "r.png"), "--model", str(open_nsfw_model_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    time.sleep(12)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, (stdout, stderr)
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list(out_dir.iterdir()) == []
