@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -20,7 +21,7 @@ import numpy as np
 from . import paths
 from .caffe_runtime import import_caffe, use_device
 from .current import set_current
-from .errors import ModelError
+from .errors import CaffeNotAvailableError, ModelError
 from .labels import Label, Labels
 from .model_check import check_model_files
 from .model_file import BLOG_PREPROCESS, ModelSpec, read_model_file
@@ -43,7 +44,7 @@ class Classifier:
     """
 
     def __init__(self, net, labels: Labels, preprocessing: Optional[dict] = None, *, device: str = "cpu",
-                 gpu_id: int = 0, name: str = "model"):
+                 gpu_id: int = 0, name: str = "model", weight_gradients: bool = False):
         self.net = net
         self.name = name
         self.labels = labels
@@ -65,6 +66,32 @@ class Classifier:
             raise ModelError(f"the model predicts {n_classes} classes but the label list has {len(labels)} names")
         #: image <-> data, with its adjoint (see breaking_nn.preprocessing)
         self.preprocessing = Preprocessing(input_size=shape[2:], **(preprocessing or BLOG_PREPROCESS))
+        self._stock_param_propagation = None
+        self.set_weight_gradients(weight_gradients)
+
+    # -- what backward computes ---------------------------------------------------
+    def set_weight_gradients(self, enabled: bool) -> None:
+        """Whether backward also computes weight and bias gradients (Caffe's stock behaviour).
+
+        Attacks need only the gradient with respect to the input, so by default
+        backward skips every layer's parameter gradients (a convolution's weight
+        GEMM, for instance); the input gradient is bit-for-bit the same either
+        way. ``True`` restores what Caffe's ``Net`` set up at load time.
+        """
+        layers = list(self.net.layers)
+        if not all(hasattr(layer, "set_param_propagate_down") for layer in layers):
+            raise CaffeNotAvailableError(
+                "this pycaffe lacks Layer.set_param_propagate_down (a build from before breaking-nn's "
+                "patches): run `make setup` to rebuild Caffe"
+            )
+        if self._stock_param_propagation is None:  # what Net::Init chose, remembered once
+            self._stock_param_propagation = [
+                [layer.param_propagate_down(i) for i in range(len(layer.blobs))] for layer in layers
+            ]
+        for layer, stock in zip(layers, self._stock_param_propagation):
+            for i, value in enumerate(stock):
+                layer.set_param_propagate_down(i, bool(value and enabled))
+        self.weight_gradients = bool(enabled)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -149,6 +176,35 @@ class Classifier:
             print(format_predictions(probs, self.labels, n_preds))
         return probs
 
+    def time_layers(self, data: np.ndarray, label: Label, repeats: int = 5) -> list[tuple[str, str, float, float]]:
+        """Per-layer time of one forward and one backward pass (as in :meth:`forward_backward`).
+
+        Runs the net one layer at a time, ``repeats`` times; returns one
+        ``(layer name, layer type, forward seconds, backward seconds)`` per
+        layer, in net order, each the median over the repeats.
+        """
+        index = self.labels.index(label)
+        self.check_data(data)
+        use_device(self.device, self.gpu_id)
+        net = self.net
+        n = len(net.layers)
+        fwd, bwd = [[] for _ in range(n)], [[] for _ in range(n)]
+        for _ in range(repeats):
+            net.blobs[self.input_blob].data[0] = data
+            for i in range(n):
+                start = time.perf_counter()
+                net._forward(i, i)
+                fwd[i].append(time.perf_counter() - start)
+            top = net.blobs[self.output_blob].diff
+            top[...] = 0
+            top[0, index] = 1.0
+            for i in reversed(range(n)):
+                start = time.perf_counter()
+                net._backward(i, i)
+                bwd[i].append(time.perf_counter() - start)
+        return [(name, layer.type, float(np.median(f)), float(np.median(b)))
+                for name, layer, f, b in zip(net._layer_names, net.layers, fwd, bwd)]
+
 
 def format_predictions(probs: np.ndarray, labels: Labels, n_preds: int = 6) -> str:
     """The blog's text for the ``n_preds`` most probable classes of ``probs`` (K,)."""
@@ -168,6 +224,7 @@ def load_model(
     device: str = "cpu",
     gpu_id: int = 0,
     force_backward: bool = True,
+    weight_gradients: bool = False,
 ) -> Classifier:
     """Load a Caffe classifier described by a model file, ready for attacks.
 
@@ -180,7 +237,8 @@ def load_model(
 
     ``force_backward`` turns on ``force_backward: true`` if the prototxt lacks
     it (without it the input gradient is all zeros). ``device`` is "cpu" or
-    "gpu" (CUDA build only).
+    "gpu" (CUDA build only). ``weight_gradients`` (default False: backward
+    computes the input gradient only) is :meth:`Classifier.set_weight_gradients`.
 
     The loaded model becomes the current one (see :func:`breaking_nn.use_model`).
 
@@ -200,7 +258,8 @@ def load_model(
         if definition is not None and definition != spec.prototxt:
             definition.unlink(missing_ok=True)
     try:
-        model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name)
+        model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name,
+                           weight_gradients=weight_gradients)
     except ModelError as exc:
         raise ModelError(f"{spec.where()}: {exc}") from None
     set_current(model)  # the model the blog-style calls (bnn.predict, ...) now use
@@ -213,6 +272,7 @@ def load_googlenet(
     download: bool = True,
     device: str = "cpu",
     gpu_id: int = 0,
+    weight_gradients: bool = False,
 ) -> Classifier:
     """BVLC GoogLeNet (ILSVRC-2012, 1000 classes, 3x224x224 input), ready for attacks.
 
@@ -220,6 +280,7 @@ def load_googlenet(
     ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``, downloaded (53.5 MB,
     verified) when missing and ``download`` is true. It becomes the current
     model, as with :func:`load_model`.
+    ``weight_gradients``: see :meth:`Classifier.set_weight_gradients`.
     """
     model_file = paths.googlenet_model_file()
     if not model_file.is_file():
@@ -228,7 +289,7 @@ def load_googlenet(
             "(pip install -e .) or set BREAKING_NN_MODELS_DIR to its models/ folder"
         )
     spec = read_model_file(model_file).with_weights(resolve_weights(weights, download=download))
-    return load_model(spec, device=device, gpu_id=gpu_id)
+    return load_model(spec, device=device, gpu_id=gpu_id, weight_gradients=weight_gradients)
 
 
 def _model_spec(model: Union[PathLike, ModelSpec], weights: Optional[PathLike],

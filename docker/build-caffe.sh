@@ -35,7 +35,7 @@ die() { echo "build-caffe: $*" >&2; exit 1; }
 [ -n "$python" ] && [ -n "$out" ] || die "--python and --out are required (see the usage at the top of $0)"
 case "$device" in cpu|cuda) ;; *) die "--device must be 'cpu' or 'cuda', not '$device'" ;; esac
 command -v "$python" >/dev/null || die "Python interpreter '$python' not found"
-for tool in make g++ protoc patchelf; do
+for tool in make g++ protoc patchelf patch; do
   command -v "$tool" >/dev/null || die "'$tool' is missing: run docker/install-build-deps.sh (as root) first"
 done
 
@@ -132,6 +132,214 @@ if [ "$device" = cuda ]; then
       || die "patching ${name}_layer.hpp failed: the source is not the expected one"
   done
 fi
+# === breaking-nn speed patches (CPU and CUDA builds alike) =========================
+# Kept in one block, apart from the toolkit patches above, so that merges stay clean.
+# Every patch gives the same numbers as stock Caffe; breaking_nn's tests check it.
+#
+# 1. pycaffe binds Layer::param_propagate_down / set_param_propagate_down, so
+#    breaking_nn can run a data-only backward (no weight or bias gradients) on a
+#    net loaded with force_backward, and switch stock behaviour back on per net.
+caffe_cpp="$src/python/caffe/_caffe.cpp"
+perl -0pi -e 's/(    \.def\("reshape", &Layer<Dtype>::Reshape\)\n)/$1    .def("param_propagate_down", &Layer<Dtype>::param_propagate_down)\n    .def("set_param_propagate_down", &Layer<Dtype>::set_param_propagate_down)\n/' "$caffe_cpp"
+grep -q '"set_param_propagate_down", &Layer<Dtype>::set_param_propagate_down' "$caffe_cpp" \
+  || die "patching python/caffe/_caffe.cpp failed: the source is not the expected one"
+# 2. PoolingLayer::Forward_cpu (max and average): row-at-a-time, branch-free max,
+#    same visiting order, so outputs and masks are bit-identical to the stock loop
+#    (Caffe's own test_pooling_layer gtest runs on CPU builds, below). The CUDA
+#    kernels (pooling_layer.cu) are untouched.
+patch -d "$src" -p1 --forward --batch --quiet <<'PATCH' \
+  || die "patching src/caffe/layers/pooling_layer.cpp failed: the source is not the expected one"
+--- a/src/caffe/layers/pooling_layer.cpp
++++ b/src/caffe/layers/pooling_layer.cpp
+@@ -132,8 +132,84 @@
+   }
+ }
+ 
+-// TODO(Yangqing): Is there a faster way to do pooling in the channel-first
+-// case?
++// breaking-nn: row-at-a-time CPU pooling. For one output row it sweeps the
++// window rows h and offsets kw in ascending order, each over all outputs pw at
++// once, so every window still sees its elements in the stock (h, w) order: max
++// keeps the same first maximum (strict >, from -FLT_MAX, index -1) and the
++// average adds in the same order, giving bit-identical outputs and masks. The
++// max update is branch-free (a compare mask, not a jump).
++struct PoolGeometry {
++  int height, width, pooled_h, pooled_w, kernel_h, kernel_w;
++  int stride_h, stride_w, pad_h, pad_w;
++  vector<int> lo, hi;  // per kw: outputs pw in [lo, hi) read a column inside
++  PoolGeometry(int h, int w, int ph, int pw, int kh, int kw, int sh, int sw,
++      int pdh, int pdw) : height(h), width(w), pooled_h(ph), pooled_w(pw),
++      kernel_h(kh), kernel_w(kw), stride_h(sh), stride_w(sw), pad_h(pdh),
++      pad_w(pdw), lo(kw), hi(kw) {
++    for (int k = 0; k < kw; ++k) {
++      const int off = k - pad_w;  // column read by output pw: pw * sw + off
++      lo[k] = off >= 0 ? 0 : (-off + sw - 1) / sw;
++      hi[k] = off >= w ? 0 : min(pw, (w - 1 - off) / sw + 1);
++      if (hi[k] < lo[k]) hi[k] = lo[k];
++    }
++  }
++};
++
++template <typename Dtype>
++static void max_pool_plane(const PoolGeometry& g, const Dtype* __restrict__ in,
++    Dtype* __restrict__ out, int* __restrict__ idx) {
++  for (int ph = 0; ph < g.pooled_h; ++ph) {
++    Dtype* __restrict__ best = out + ph * g.pooled_w;
++    int* __restrict__ arg = idx + ph * g.pooled_w;
++    for (int pw = 0; pw < g.pooled_w; ++pw) {
++      best[pw] = Dtype(-FLT_MAX);
++      arg[pw] = -1;
++    }
++    const int hstart = max(ph * g.stride_h - g.pad_h, 0);
++    const int hend = min(ph * g.stride_h - g.pad_h + g.kernel_h, g.height);
++    for (int h = hstart; h < hend; ++h) {
++      const Dtype* __restrict__ row = in + h * g.width;
++      for (int kw = 0; kw < g.kernel_w; ++kw) {
++        const int off = kw - g.pad_w;
++        for (int pw = g.lo[kw]; pw < g.hi[kw]; ++pw) {
++          const int w = pw * g.stride_w + off;
++          const Dtype v = row[w];
++          const int take = -static_cast<int>(v > best[pw]);  // 0 or ~0
++          arg[pw] = ((h * g.width + w) & take) | (arg[pw] & ~take);
++          best[pw] = std::max(best[pw], v);  // v > best ? v : best
++        }
++      }
++    }
++  }
++}
++
++template <typename Dtype>
++static void ave_pool_plane(const PoolGeometry& g, const Dtype* __restrict__ in,
++    Dtype* __restrict__ out) {
++  for (int ph = 0; ph < g.pooled_h; ++ph) {
++    Dtype* __restrict__ sum = out + ph * g.pooled_w;
++    for (int pw = 0; pw < g.pooled_w; ++pw) {
++      sum[pw] = 0;
++    }
++    const int h0 = ph * g.stride_h - g.pad_h;
++    for (int h = max(h0, 0); h < min(h0 + g.kernel_h, g.height); ++h) {
++      const Dtype* __restrict__ row = in + h * g.width;
++      for (int kw = 0; kw < g.kernel_w; ++kw) {
++        const int off = kw - g.pad_w;
++        for (int pw = g.lo[kw]; pw < g.hi[kw]; ++pw) {
++          sum[pw] += row[pw * g.stride_w + off];
++        }
++      }
++    }
++    // Divide by the stock pool size (the window clipped to the padded input).
++    const int pool_h = min(h0 + g.kernel_h, g.height + g.pad_h) - h0;
++    for (int pw = 0; pw < g.pooled_w; ++pw) {
++      const int w0 = pw * g.stride_w - g.pad_w;
++      sum[pw] /= pool_h * (min(w0 + g.kernel_w, g.width + g.pad_w) - w0);
++    }
++  }
++}
++
+ template <typename Dtype>
+ void PoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
+       const vector<Blob<Dtype>*>& top) {
+@@ -156,75 +232,36 @@
+       mask = max_idx_.mutable_cpu_data();
+       caffe_set(top_count, -1, mask);
+     }
+-    caffe_set(top_count, Dtype(-FLT_MAX), top_data);
+-    // The main loop
+-    for (int n = 0; n < bottom[0]->num(); ++n) {
+-      for (int c = 0; c < channels_; ++c) {
+-        for (int ph = 0; ph < pooled_height_; ++ph) {
+-          for (int pw = 0; pw < pooled_width_; ++pw) {
+-            int hstart = ph * stride_h_ - pad_h_;
+-            int wstart = pw * stride_w_ - pad_w_;
+-            int hend = min(hstart + kernel_h_, height_);
+-            int wend = min(wstart + kernel_w_, width_);
+-            hstart = max(hstart, 0);
+-            wstart = max(wstart, 0);
+-            const int pool_index = ph * pooled_width_ + pw;
+-            for (int h = hstart; h < hend; ++h) {
+-              for (int w = wstart; w < wend; ++w) {
+-                const int index = h * width_ + w;
+-                if (bottom_data[index] > top_data[pool_index]) {
+-                  top_data[pool_index] = bottom_data[index];
+-                  if (use_top_mask) {
+-                    top_mask[pool_index] = static_cast<Dtype>(index);
+-                  } else {
+-                    mask[pool_index] = index;
+-                  }
+-                }
+-              }
+-            }
+-          }
+-        }
+-        // compute offset
+-        bottom_data += bottom[0]->offset(0, 1);
+-        top_data += top[0]->offset(0, 1);
++    {
++      // breaking-nn: fast path (see max_pool_plane), same results.
++      const int planes = bottom[0]->num() * channels_;
++      const int in_dim = height_ * width_;
++      const int out_dim = pooled_height_ * pooled_width_;
++      const PoolGeometry g(height_, width_, pooled_height_, pooled_width_,
++          kernel_h_, kernel_w_, stride_h_, stride_w_, pad_h_, pad_w_);
++      vector<int> plane_idx(use_top_mask ? out_dim : 0);
++      for (int p = 0; p < planes; ++p) {
++        int* idx = use_top_mask ? &plane_idx[0] : mask + p * out_dim;
++        max_pool_plane(g, bottom_data + p * in_dim, top_data + p * out_dim,
++            idx);
+         if (use_top_mask) {
+-          top_mask += top[0]->offset(0, 1);
+-        } else {
+-          mask += top[0]->offset(0, 1);
++          for (int i = 0; i < out_dim; ++i) {
++            top_mask[p * out_dim + i] = static_cast<Dtype>(idx[i]);
++          }
+         }
+       }
+     }
+     break;
+   case PoolingParameter_PoolMethod_AVE:
+-    for (int i = 0; i < top_count; ++i) {
+-      top_data[i] = 0;
+-    }
+-    // The main loop
+-    for (int n = 0; n < bottom[0]->num(); ++n) {
+-      for (int c = 0; c < channels_; ++c) {
+-        for (int ph = 0; ph < pooled_height_; ++ph) {
+-          for (int pw = 0; pw < pooled_width_; ++pw) {
+-            int hstart = ph * stride_h_ - pad_h_;
+-            int wstart = pw * stride_w_ - pad_w_;
+-            int hend = min(hstart + kernel_h_, height_ + pad_h_);
+-            int wend = min(wstart + kernel_w_, width_ + pad_w_);
+-            int pool_size = (hend - hstart) * (wend - wstart);
+-            hstart = max(hstart, 0);
+-            wstart = max(wstart, 0);
+-            hend = min(hend, height_);
+-            wend = min(wend, width_);
+-            for (int h = hstart; h < hend; ++h) {
+-              for (int w = wstart; w < wend; ++w) {
+-                top_data[ph * pooled_width_ + pw] +=
+-                    bottom_data[h * width_ + w];
+-              }
+-            }
+-            top_data[ph * pooled_width_ + pw] /= pool_size;
+-          }
+-        }
+-        // compute offset
+-        bottom_data += bottom[0]->offset(0, 1);
+-        top_data += top[0]->offset(0, 1);
++    {
++      // breaking-nn: fast path (see ave_pool_plane), same results.
++      const int planes = bottom[0]->num() * channels_;
++      const int in_dim = height_ * width_;
++      const int out_dim = pooled_height_ * pooled_width_;
++      const PoolGeometry g(height_, width_, pooled_height_, pooled_width_,
++          kernel_h_, kernel_w_, stride_h_, stride_w_, pad_h_, pad_w_);
++      for (int p = 0; p < planes; ++p) {
++        ave_pool_plane(g, bottom_data + p * in_dim, top_data + p * out_dim);
+       }
+     }
+     break;
+PATCH
+# === end of breaking-nn speed patches ================================================
 cp "$here/Makefile.config" "$src/Makefile.config"
 
 # --- Build -------------------------------------------------------------------------
@@ -141,6 +349,22 @@ if ! make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1; then
   echo "build-caffe: the build failed. Last lines of $log:" >&2
   tail -n 40 "$log" >&2
   exit 1
+fi
+
+# Caffe's own pooling layer tests (gtest) on the patched build: one test binary, not
+# the whole suite. CPU builds only (a CUDA build's test main needs a GPU to start).
+pooling_gtest=skipped
+if [ "$device" = cpu ]; then
+  echo "build-caffe: building and running Caffe's pooling layer gtest"
+  testbin=.temp_release/test/test_pooling_layer.testbin  # this Makefile's release TEST_BIN_DIR
+  if ! make -C "$src" -j"$jobs" "$testbin" >>"$log" 2>&1 \
+      || ! "$src/$testbin" --gtest_filter='-*GPU*' >"$work/pooling-gtest.log" 2>&1; then
+    echo "build-caffe: Caffe's pooling layer gtest failed. Last lines:" >&2
+    tail -n 30 "$work/pooling-gtest.log" "$log" >&2
+    exit 1
+  fi
+  pooling_gtest=$(grep -E '^\[  PASSED  \]' "$work/pooling-gtest.log" | sed 's/^\[  PASSED  \] //')
+  echo "build-caffe: pooling gtest: $pooling_gtest"
 fi
 
 # _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
@@ -167,7 +391,8 @@ patchelf --set-rpath '$ORIGIN' "$partial/caffe/$libcaffe"
 cat >"$partial/caffe/build_info.json" <<JSON
 {"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
  "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
- "cuda_arch": "$( [ "$device" = cuda ] && echo "$cuda_arch" )"}
+ "cuda_arch": "$( [ "$device" = cuda ] && echo "$cuda_arch" )",
+ "pooling_gtest": "$pooling_gtest"}
 JSON
 rm -rf "$out"
 mv "$partial" "$out"
