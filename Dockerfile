@@ -12,6 +12,10 @@
 #   CAFFE_DEVICE   cuda | cpu
 #   CUDA_ARCH      GPU architectures compiled for (compute capabilities x10, 75 and up)
 #   BAKE_WEIGHTS   1: download GoogLeNet's weights (53.5 MB) into the image
+# NVIDIA's CUDA images can stand in for debian:12 (untested here: unreachable), e.g.
+#   --build-arg BASE_IMAGE=nvidia/cuda:13.0.2-devel-ubuntu24.04 \
+#   --build-arg RUNTIME_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
+# CUDA still comes from the wheels (docker/cuda-toolkit.sh); the driver from --gpus all.
 # Behind a TLS-intercepting proxy, give its CA bundle as a build secret:
 #   --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt
 ARG BASE_IMAGE=debian:12
