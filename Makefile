@@ -5,7 +5,7 @@ PY := .venv/bin/python
 WEIGHTS ?=
 FIGURES_DIR ?= figures
 
-.PHONY: setup figures test test-fast weights notebook strip-notebooks benchmark docker-test clean clean-cache
+.PHONY: setup figures test test-fast weights notebook strip-notebooks benchmark docker-test docker-test-cpu docker-test-gpu clean clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -40,9 +40,15 @@ strip-notebooks: setup
 benchmark: setup
 	$(PY) scripts/benchmark.py
 
-## Build the CPU Docker image with podman (as root) and check it (see docker/check-image.sh).
-docker-test: setup
+## Build the CPU and the GPU Docker images with podman (as root) and check them
+## (docker/check-image.sh, docker/check-gpu-image.sh; the GPU one for sm_90 only).
+docker-test: docker-test-cpu docker-test-gpu
+
+docker-test-cpu: setup
 	docker/check-image.sh
+
+docker-test-gpu: setup
+	docker/check-gpu-image.sh
 
 clean:
 	rm -rf .venv $(FIGURES_DIR) .pytest_cache *.egg-info

@@ -3,21 +3,30 @@
 # the host set-up (scripts/setup.sh) and the Docker image (Dockerfile).
 #
 #   docker/build-caffe.sh --python PY --out DIR [--device cpu|cuda]
-#                         [--cuda-arch "70 75 80 86 89 90"] [--sdist FILE]
-#                         [--work DIR] [--jobs N]
+#                         [--cuda-arch "75 80 86 89 90"] [--cuda-toolkit DIR]
+#                         [--sdist FILE] [--work DIR] [--jobs N]
 #
 # PY must already have numpy installed (its headers are compiled in). The result,
 # DIR/caffe, is a self-contained Python package: the pycaffe modules, _caffe.so,
 # libcaffe.so.* beside it (found through an $ORIGIN rpath) and build_info.json.
 # DIR is written only when the build succeeded (built in DIR.partial, then renamed).
 # System packages come first: docker/install-build-deps.sh.
+#
+# --device cuda takes CUDA from NVIDIA's pinned PyPI wheels, on a host as in the image
+# (docker/cuda-toolkit.sh): the runtime libraries (docker/cuda-runtime.txt) go into
+# PY's environment, the compiler (docker/cuda-toolkit.txt) into --cuda-toolkit DIR
+# (default WORK/cuda-toolkit; reused when already made). _caffe.so finds the runtime
+# libraries through an rpath to site-packages/nvidia/..., so DIR/caffe must be
+# installed into that same environment's site-packages. --cuda-arch lists compute
+# capabilities x10 (SASS for each, plus PTX for the last, which newer GPUs JIT-compile);
+# a value this nvcc does not know stops the build before compiling.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=caffe-source.env
 . "$here/caffe-source.env"
 
-python=""; out=""; device=cpu; cuda_arch="70 75 80 86 89 90"; sdist=""; work=""
+python=""; out=""; device=cpu; cuda_arch="75 80 86 89 90"; cuda_toolkit=""; sdist=""; work=""
 jobs=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,6 +34,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --cuda-toolkit) cuda_toolkit=$2; shift 2 ;;
     --sdist) sdist=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
@@ -65,13 +75,29 @@ done
 export CAFFE_DEVICE=$device CAFFE_LIB_ARCH=$arch CAFFE_BLAS_INCLUDE=$blas_include
 export CAFFE_PYTHON_INCLUDE="$py_include $np_include"
 export CAFFE_PYTHON_LIBS="$boost_py python$py_ldversion"
+cuda_release=""; cuda_libs=""
 if [ "$device" = cuda ]; then
-  export CAFFE_CUDA_DIR=${CUDA_HOME:-/usr/local/cuda}
-  [ -x "$CAFFE_CUDA_DIR/bin/nvcc" ] || die "nvcc not found in $CAFFE_CUDA_DIR/bin: use a CUDA devel base image or set CUDA_HOME"
+  # The toolkit, assembled from the pinned wheels (the runtime wheels into $python's env).
+  cuda_toolkit=${cuda_toolkit:-${work:-$(mktemp -d)}/cuda-toolkit}
+  CAFFE_CUDA_DIR=$("$here/cuda-toolkit.sh" --python "$python" --dest "$cuda_toolkit" | tail -n 1) \
+    || die "could not assemble the CUDA toolkit from the wheels (see above)"
+  export CAFFE_CUDA_DIR
+  cuda_release=$("$CAFFE_CUDA_DIR/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')
+  # Where the runtime libraries sit, relative to site-packages (pycaffe's rpath).
+  site=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  cuda_libs=$(cd "$site" && dirname "$(find nvidia -name 'libcudart.so.*' -path '*/lib/*' | head -n 1)")
+  # Every architecture must be one this nvcc compiles for: fail now, not mid-build.
+  [ -n "$(echo $cuda_arch)" ] || die "--cuda-arch is empty: give compute capabilities x10, e.g. \"75 80 86 89 90\""
+  known=" $("$CAFFE_CUDA_DIR/bin/nvcc" --list-gpu-code | tr '\n' ' ') "
   flags=""; last=""
-  for a in $cuda_arch; do flags+=" -gencode arch=compute_$a,code=sm_$a"; last=$a; done
+  for a in $cuda_arch; do
+    [[ "$known" == *" sm_$a "* ]] \
+      || die "CUDA_ARCH value '$a' is not an architecture nvcc $cuda_release compiles for (it knows: $(echo $known | sed 's/sm_//g')). Fix --cuda-arch / --build-arg CUDA_ARCH."
+    flags+=" -gencode arch=compute_$a,code=sm_$a"; last=$a
+  done
   # PTX for the newest architecture, so later GPUs can JIT-compile it.
   export CAFFE_CUDA_ARCH="$flags -gencode arch=compute_$last,code=compute_$last"
+  echo "build-caffe: CUDA $cuda_release from the wheels ($CAFFE_CUDA_DIR), for sm_$(echo $cuda_arch | sed 's/ /, sm_/g') + PTX $last"
 fi
 
 # --- Source: the pinned sdist --------------------------------------------------------
@@ -386,12 +412,16 @@ rm -rf "$partial/caffe/test" "$partial/caffe/_caffe.cpp"
 find "$partial/caffe" -name __pycache__ -prune -exec rm -rf {} +
 # libcaffe goes beside _caffe.so, found there via $ORIGIN.
 cp -L "$libcaffe_path" "$partial/caffe/$libcaffe"
-patchelf --set-rpath '$ORIGIN' "$partial/caffe/_caffe.so"
-patchelf --set-rpath '$ORIGIN' "$partial/caffe/$libcaffe"
+# A CUDA build also finds the runtime wheels' libraries (cudart, cuBLAS, cuRAND)
+# in the site-packages it is installed into; libcuda.so.1 comes from the driver.
+rpath='$ORIGIN'
+[ "$device" = cuda ] && rpath+=":\$ORIGIN/../$cuda_libs"
+patchelf --set-rpath "$rpath" "$partial/caffe/_caffe.so"
+patchelf --set-rpath "$rpath" "$partial/caffe/$libcaffe"
 cat >"$partial/caffe/build_info.json" <<JSON
 {"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
  "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
- "cuda_arch": "$( [ "$device" = cuda ] && echo "$cuda_arch" )",
+ "cuda_arch": "$( [ "$device" = cuda ] && echo $cuda_arch )", "cuda": "$cuda_release",
  "pooling_gtest": "$pooling_gtest"}
 JSON
 rm -rf "$out"

@@ -6,12 +6,11 @@
 #   token, answers with it, and does not run as root.
 # Needs root (podman) on Debian/Ubuntu; installs podman, buildah, debootstrap.
 # The Debian 12 base root filesystem is cached in $BREAKING_NN_CACHE.
+# The GPU variant: docker/check-gpu-image.sh (run after this one).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-cache=${BREAKING_NN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/breaking-nn}
-base=localhost/breaking-nn-base:bookworm
 image=localhost/breaking-nn:cpu
 shared=$(cd "$root/.." && pwd)/shared
 say() { echo "check-image: $*"; }
@@ -34,25 +33,7 @@ fi
 lap "hadolint: Dockerfile clean"
 
 # --- Debian 12 base image (root filesystem cached between runs) ----------------------
-if ! podman image exists "$base"; then
-  rootfs_tar=$cache/debian-bookworm-minbase.tar
-  if [ ! -f "$rootfs_tar" ]; then
-    say "debootstrap: Debian 12 minbase"
-    work=$(mktemp -d)
-    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
-      || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
-    cat >"$work/rootfs/etc/apt/sources.list" <<'EOF'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-EOF
-    rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
-    mkdir -p "$cache"
-    tar -C "$work/rootfs" -cf "$rootfs_tar.partial" . && mv "$rootfs_tar.partial" "$rootfs_tar"
-    rm -rf "$work"
-  fi
-  podman import --quiet "$rootfs_tar" "$base" >/dev/null
-fi
+base=$(docker/base-image.sh) || die "could not make the base image"
 lap "base image $base ready"
 
 # --- Build the CPU variant from the real Dockerfile -------------------------------

@@ -1,6 +1,7 @@
 """pycaffe as scripts/setup.sh installs it: importable by itself, forward and backward work."""
 from __future__ import annotations
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -15,6 +16,9 @@ from breaking_nn.errors import CaffeNotAvailableError
 
 REPO = Path(__file__).resolve().parents[1]
 IN_PROJECT_VENV = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
+CUDA_BUILD = build_info().get("device") == "cuda"
+cpu_build_only = pytest.mark.skipif(CUDA_BUILD, reason="this Caffe is a CUDA build (the Docker image's GPU variant)")
+cuda_build_only = pytest.mark.skipif(not CUDA_BUILD, reason="this Caffe is CPU-only (scripts/setup.sh's build)")
 
 
 def test_caffe_imports_without_any_path_variables():
@@ -24,14 +28,31 @@ def test_caffe_imports_without_any_path_variables():
     assert Path(out.stdout.strip()).resolve().is_relative_to(Path(sys.prefix).resolve())
 
 
+@cpu_build_only
 def test_build_is_recorded_as_cpu_only():
     info = build_info()
     assert info["device"] == "cpu"
     assert info["source"] == "brocolli-caffe==9.0.2"
 
 
+@cpu_build_only
 def test_asking_a_cpu_build_for_a_gpu_is_a_clear_error_not_an_abort():
     with pytest.raises(CaffeNotAvailableError, match="CPU-only"):
+        use_device("gpu", 0)
+    use_device("cpu")
+
+
+@cuda_build_only
+def test_cuda_build_is_recorded():
+    info = build_info()
+    assert info["source"] == "brocolli-caffe==9.0.2"
+    assert info["cuda"].split(".")[0].isdigit() and info["cuda_arch"].split()
+
+
+@cuda_build_only
+@pytest.mark.skipif(ctypes.util.find_library("cuda") is not None, reason="this machine has a CUDA driver")
+def test_asking_a_cuda_build_for_a_gpu_without_a_driver_is_a_clear_error_not_an_abort():
+    with pytest.raises(CaffeNotAvailableError, match="no CUDA driver or GPU found: no CUDA driver"):
         use_device("gpu", 0)
     use_device("cpu")
 

@@ -1,4 +1,6 @@
 """GoogLeNet's real architecture (generated weights) and the trained tiny classifier."""
+import ctypes.util
+
 import numpy as np
 import pytest
 
@@ -65,8 +67,15 @@ def test_bad_labels(googlenet, cat_data, label):
         googlenet.compute_gradient(cat_data, label)
 
 
-def test_gpu_request_on_cpu_build(generated_googlenet_weights):
-    with pytest.raises(CaffeNotAvailableError, match="CPU-only.*device='cpu'"):
+def test_gpu_request_without_a_gpu(generated_googlenet_weights):
+    """A CPU-only build, or (the GPU image here) a CUDA build with no driver: a clear error."""
+    if bnn.caffe_runtime.build_info().get("device") == "cuda":
+        if ctypes.util.find_library("cuda") is not None:
+            pytest.skip("this machine has a CUDA driver")
+        expected = "no CUDA driver or GPU found: no CUDA driver.*device='cpu'"
+    else:
+        expected = "CPU-only.*device='cpu'"
+    with pytest.raises(CaffeNotAvailableError, match=expected):
         bnn.load_googlenet(generated_googlenet_weights, device="gpu")
 
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Build the GPU variant of the Docker image (the Dockerfile's default build) from the
+# real Dockerfile with podman, for one architecture (CUDA_ARCH, default 90: H100) to
+# keep the compile short, and check what a machine without a GPU can check:
+#   the build info says cuda; ldd resolves every library of _caffe.so and libcaffe
+#   (the CUDA runtime from the venv's wheels, by rpath) except the driver's
+#   libcuda.so.1; no compiler (gcc, g++, cc, nvcc, ptxas, cicc) in the final image;
+#   device="gpu" is a clear error, not an abort; the CPU path (forward, backward,
+#   training, the notebook: the test suite) runs inside the image.
+# Not checkable here: CUDA kernels on a GPU (README, "What is tested and what is not").
+# Needs root and podman/buildah: run docker/check-image.sh first (it installs them).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+arch=${CUDA_ARCH:-90}
+image=localhost/breaking-nn:gpu
+shared=$(cd "$root/.." && pwd)/shared
+say() { echo "check-gpu-image: $*"; }
+die() { echo "check-gpu-image: FAILED: $*" >&2; exit 1; }
+t0=$(date +%s)
+lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
+
+[ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test-gpu"
+for tool in podman buildah debootstrap; do
+  command -v "$tool" >/dev/null || die "$tool is missing: run docker/check-image.sh first (it installs it)"
+done
+base=$(docker/base-image.sh) || die "could not make the base image"
+
+# --- Build: the Dockerfile's defaults, only the base and CUDA_ARCH given -------------
+host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+podman build --isolation=chroot --network=host --format docker \
+  --secret id=ca-bundle,src="$host_ca" \
+  --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg CUDA_ARCH="$arch" \
+  -t "$image" . || die "podman build failed"
+lap "built $image (CUDA, sm_$arch)"
+
+# --- Checks inside the image ------------------------------------------------------------
+ctr=$(buildah from "$image")
+trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+mounts=()
+[ -d "$shared" ] && mounts=(-v "$shared:/home/user/shared:ro")
+inside() { buildah run --isolation chroot "${mounts[@]}" "$ctr" -- "$@"; }
+
+info=$(inside python -c "import caffe, json; from breaking_nn.caffe_runtime import build_info; print(json.dumps(build_info()))") \
+  || die "caffe does not import in the image"
+say "build info: $info"
+python3 -c "import json, sys; i = json.loads(sys.argv[1]); sys.exit(not (i['device'] == 'cuda' and i['cuda_arch'] == sys.argv[2] and i['cuda']))" \
+  "$info" "$arch" || die "the build info does not say a CUDA build for sm_$arch"
+
+# Every library resolves (CUDA's from the venv, by rpath) but the driver's.
+ldd_out=$(inside bash -c 'cd "$(python -c "import caffe, os; print(os.path.dirname(caffe.__file__))")" && env | grep -c ^LD_LIBRARY_PATH= ; ldd _caffe.so libcaffe.so*') \
+  || true
+[ "$(echo "$ldd_out" | head -n 1)" = 0 ] || die "the image sets LD_LIBRARY_PATH"
+missing=$(echo "$ldd_out" | awk '/not found/ && $1 != "libcuda.so.1" {print $1}' | sort -u)
+[ -z "$missing" ] || die "libraries of _caffe.so/libcaffe do not resolve: $(echo $missing)"
+for lib in libcudart libcublas libcurand; do
+  echo "$ldd_out" | grep -q "$lib\.so\.[0-9]* => /opt/venv/.*/site-packages/nvidia/" \
+    || die "$lib does not resolve into the venv's CUDA wheels: $(echo "$ldd_out" | grep "$lib" || echo absent)"
+done
+say "ldd: every library resolves (CUDA runtime from /opt/venv's wheels), no LD_LIBRARY_PATH"
+
+found=$(inside bash -c 'for t in gcc g++ cc c++ nvcc ptxas cicc; do command -v "$t"; done; find / -xdev \( -name nvcc -o -name cicc -o -name ptxas -o -name "cuda_runtime.h" \) -print 2>/dev/null' || true)
+[ -z "$found" ] || die "the final image carries a compiler or CUDA headers: $(echo $found)"
+inside bash -c 'test ! -e /tmp/caffe-work && test ! -e /src && test ! -e /opt/cuda-toolkit' || die "the final image carries build trees"
+say "no compilers, CUDA headers or build trees in the final image"
+
+# device="gpu" without a driver: one clear error, and the process lives on.
+probe='
+import tempfile
+import breaking_nn as bnn
+from breaking_nn import paths
+from breaking_nn.errors import CaffeNotAvailableError
+from breaking_nn.generated import generate_weights
+weights = generate_weights(paths.googlenet_prototxt(), tempfile.mkdtemp() + "/g.caffemodel")
+try:
+    bnn.load_googlenet(weights, device="gpu")
+    print("LOADED ON A GPU")
+except CaffeNotAvailableError as exc:
+    print("ERROR:", exc)
+print("still alive")
+'
+out=$(inside python -c "$probe" 2>&1) || die "device='gpu' killed the process: $out"
+echo "$out" | grep -q '^ERROR: no CUDA driver or GPU found: no CUDA driver' && echo "$out" | grep -q '^still alive$' \
+  || die "device='gpu' without a driver did not give the expected error: $out"
+say "device='gpu' here: $(echo "$out" | grep '^ERROR:' | cut -c8-)"
+
+inside python -m pytest -q -p no:cacheprovider tests || die "the test suite failed inside the GPU image"
+lap "tests (CPU path: forward, backward, training, the notebook) pass inside the GPU image"
