@@ -55,7 +55,8 @@ ldd_out=$(inside bash -c 'cd "$(python -c "import caffe, os; print(os.path.dirna
 missing=$(echo "$ldd_out" | awk '/not found/ && $1 != "libcuda.so.1" {print $1}' | sort -u)
 [ -z "$missing" ] || die "libraries of _caffe.so/libcaffe do not resolve: $(echo $missing)"
 for lib in libcudart libcublas libcurand; do
-  echo "$ldd_out" | grep -q "$lib\.so\.[0-9]* => /opt/venv/.*/site-packages/nvidia/" \
+  # ldd runs inside caffe/, so the rpath $ORIGIN/../nvidia shows as caffe/./../nvidia.
+  echo "$ldd_out" | grep -qE "$lib\.so\.[0-9]+ => /opt/venv/\S*/site-packages/(caffe/\./\.\./)?nvidia/" \
     || die "$lib does not resolve into the venv's CUDA wheels: $(echo "$ldd_out" | grep "$lib" || echo absent)"
 done
 say "ldd: every library resolves (CUDA runtime from /opt/venv's wheels), no LD_LIBRARY_PATH"
