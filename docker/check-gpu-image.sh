@@ -61,9 +61,12 @@ for lib in libcudart libcublas libcurand; do
 done
 say "ldd: every library resolves (CUDA runtime from /opt/venv's wheels), no LD_LIBRARY_PATH"
 
-found=$(inside bash -c 'for t in gcc g++ cc c++ nvcc ptxas cicc; do command -v "$t"; done; find / -xdev \( -name nvcc -o -name cicc -o -name ptxas -o -name "cuda_runtime.h" \) -print 2>/dev/null' || true)
-[ -z "$found" ] || die "the final image carries a compiler or CUDA headers: $(echo $found)"
-inside bash -c 'test ! -e /tmp/caffe-work && test ! -e /src && test ! -e /opt/cuda-toolkit' || die "the final image carries build trees"
+# The probe ends with END, so a probe that failed to run cannot pass as "nothing found".
+found=$(inside bash -c 'for t in gcc g++ cc c++ nvcc ptxas cicc; do command -v "$t" || true; done
+  find / -xdev \( -name nvcc -o -name cicc -o -name ptxas -o -name cuda_runtime.h \) -print 2>/dev/null
+  for d in /tmp/caffe-work /src /opt/cuda-toolkit; do [ ! -e "$d" ] || echo "$d"; done
+  echo END') || die "could not look for compilers in the image"
+[ "$found" = END ] || die "the final image carries a compiler, CUDA headers or build trees: $(echo ${found%END})"
 say "no compilers, CUDA headers or build trees in the final image"
 
 # device="gpu" without a driver: one clear error, and the process lives on.
