@@ -54,6 +54,6 @@ clean:
 	rm -rf .venv $(FIGURES_DIR) .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-## Also forget the cached Caffe builds (the next setup rebuilds, ~5 minutes).
+## Also forget the cached Caffe builds (the next setup rebuilds, ~9 minutes).
 clean-cache: clean
 	rm -rf $${BREAKING_NN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/breaking-nn}

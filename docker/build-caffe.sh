@@ -162,6 +162,12 @@ fi
 # Kept in one block, apart from the toolkit patches above, so that merges stay clean.
 # Every patch gives the same numbers as stock Caffe; breaking_nn's tests check it.
 #
+# apply_patch WHAT <<'PATCH' ... PATCH: a unified diff (paths a/..., b/...) on stdin.
+apply_patch() {
+  patch -d "$src" -p1 --forward --batch --quiet \
+    || die "patching $1 failed: the source is not the expected one"
+}
+#
 # 1. pycaffe binds Layer::param_propagate_down / set_param_propagate_down, so
 #    breaking_nn can run a data-only backward (no weight or bias gradients) on a
 #    net loaded with force_backward, and switch stock behaviour back on per net.
@@ -171,10 +177,9 @@ grep -q '"set_param_propagate_down", &Layer<Dtype>::set_param_propagate_down' "$
   || die "patching python/caffe/_caffe.cpp failed: the source is not the expected one"
 # 2. PoolingLayer::Forward_cpu (max and average): row-at-a-time, branch-free max,
 #    same visiting order, so outputs and masks are bit-identical to the stock loop
-#    (Caffe's own test_pooling_layer gtest runs on CPU builds, below). The CUDA
+#    (Caffe's own gtests run on CPU builds, below). The CUDA
 #    kernels (pooling_layer.cu) are untouched.
-patch -d "$src" -p1 --forward --batch --quiet <<'PATCH' \
-  || die "patching src/caffe/layers/pooling_layer.cpp failed: the source is not the expected one"
+apply_patch "src/caffe/layers/pooling_layer.cpp" <<'PATCH'
 --- a/src/caffe/layers/pooling_layer.cpp
 +++ b/src/caffe/layers/pooling_layer.cpp
 @@ -132,8 +132,84 @@
@@ -365,6 +370,280 @@ patch -d "$src" -p1 --forward --batch --quiet <<'PATCH' \
      }
      break;
 PATCH
+# 3. LRN (across channels) on the CPU: the forward keeps scale^-beta, and the
+#    backward reuses it instead of calling powf again for every element (the
+#    single largest cost of LRN), unless scale_ was written since (a reshape, a
+#    GPU forward). Work buffers are kept between calls instead of allocated per
+#    call, and elementwise passes are fused, with the same operations.
+apply_patch "the LRN layer" <<'PATCH'
+--- a/include/caffe/layers/lrn_layer.hpp
++++ b/include/caffe/layers/lrn_layer.hpp
+@@ -69,6 +69,10 @@
+   // Fields used for normalization ACROSS_CHANNELS
+   // scale_ stores the intermediate summing results
+   Blob<Dtype> scale_;
++  // breaking-nn: CPU work buffers kept between calls (stock allocated them per
++  // call), and scale_^-beta from the last CPU forward, reused by the backward.
++  Blob<Dtype> padded_square_, padded_ratio_, accum_ratio_, scale_pow_;
++  bool scale_pow_ready_;
+ 
+   // Fields used for normalization WITHIN_CHANNEL
+   shared_ptr<SplitLayer<Dtype> > split_layer_;
+--- a/src/caffe/layers/lrn_layer.cpp
++++ b/src/caffe/layers/lrn_layer.cpp
+@@ -78,6 +78,11 @@
+   case LRNParameter_NormRegion_ACROSS_CHANNELS:
+     top[0]->Reshape(num_, channels_, height_, width_);
+     scale_.Reshape(num_, channels_, height_, width_);
++    scale_pow_.Reshape(num_, channels_, height_, width_);
++    padded_square_.Reshape(1, channels_ + size_ - 1, height_, width_);
++    padded_ratio_.Reshape(1, channels_ + size_ - 1, height_, width_);
++    accum_ratio_.Reshape(1, 1, height_, width_);
++    scale_pow_ready_ = false;
+     break;
+   case LRNParameter_NormRegion_WITHIN_CHANNEL:
+     split_layer_->Reshape(bottom, split_top_vec_);
+@@ -114,7 +119,7 @@
+   for (int i = 0; i < scale_.count(); ++i) {
+     scale_data[i] = k_;
+   }
+-  Blob<Dtype> padded_square(1, channels_ + size_ - 1, height_, width_);
++  Blob<Dtype>& padded_square = padded_square_;
+   Dtype* padded_square_data = padded_square.mutable_cpu_data();
+   caffe_set(padded_square.count(), Dtype(0), padded_square_data);
+   Dtype alpha_over_size = alpha_ / size_;
+@@ -146,9 +151,17 @@
+     }
+   }
+ 
+-  // In the end, compute output
+-  caffe_powx<Dtype>(scale_.count(), scale_data, -beta_, top_data);
+-  caffe_mul<Dtype>(scale_.count(), top_data, bottom_data, top_data);
++  // In the end, compute output: top = scale^-beta * bottom (stock: caffe_powx,
++  // then caffe_mul; the same two operations per element in one pass), keeping
++  // scale^-beta for the backward.
++  Dtype* scale_pow_data = scale_pow_.mutable_cpu_data();
++  const Dtype neg_beta = -beta_;
++  for (int i = 0; i < scale_.count(); ++i) {
++    const Dtype p = std::pow(scale_data[i], neg_beta);
++    scale_pow_data[i] = p;
++    top_data[i] = p * bottom_data[i];
++  }
++  scale_pow_ready_ = true;
+ }
+ 
+ template <typename Dtype>
+@@ -184,9 +197,13 @@
+   const Dtype* top_data = top[0]->cpu_data();
+   const Dtype* bottom_data = bottom[0]->cpu_data();
+   const Dtype* scale_data = scale_.cpu_data();
++  // scale^-beta from the CPU forward, if scale_ has not been written since
++  // (a GPU forward moves its head off the CPU).
++  const bool reuse_pow = scale_pow_ready_
++      && scale_.data()->head() == SyncedMemory::HEAD_AT_CPU;
+   Dtype* bottom_diff = bottom[0]->mutable_cpu_diff();
+-  Blob<Dtype> padded_ratio(1, channels_ + size_ - 1, height_, width_);
+-  Blob<Dtype> accum_ratio(1, 1, height_, width_);
++  Blob<Dtype>& padded_ratio = padded_ratio_;
++  Blob<Dtype>& accum_ratio = accum_ratio_;
+   Dtype* padded_ratio_data = padded_ratio.mutable_cpu_data();
+   Dtype* accum_ratio_data = accum_ratio.mutable_cpu_data();
+   // We hack a little bit by using the diff() to store an additional result
+@@ -194,21 +211,27 @@
+   caffe_set(padded_ratio.count(), Dtype(0), padded_ratio_data);
+   Dtype cache_ratio_value = 2. * alpha_ * beta_ / size_;
+ 
+-  caffe_powx<Dtype>(scale_.count(), scale_data, -beta_, bottom_diff);
+-  caffe_mul<Dtype>(scale_.count(), top_diff, bottom_diff, bottom_diff);
++  if (reuse_pow) {
++    const Dtype* scale_pow_data = scale_pow_.cpu_data();
++    for (int i = 0; i < scale_.count(); ++i) {
++      bottom_diff[i] = top_diff[i] * scale_pow_data[i];
++    }
++  } else {
++    caffe_powx<Dtype>(scale_.count(), scale_data, -beta_, bottom_diff);
++    caffe_mul<Dtype>(scale_.count(), top_diff, bottom_diff, bottom_diff);
++  }
+ 
+   // go through individual data
+   int inverse_pre_pad = size_ - (size_ + 1) / 2;
+   for (int n = 0; n < num_; ++n) {
+     int block_offset = scale_.offset(n);
+     // first, compute diff_i * y_i / s_i
+-    caffe_mul<Dtype>(channels_ * height_ * width_,
+-        top_diff + block_offset, top_data + block_offset,
+-        padded_ratio_data + padded_ratio.offset(0, inverse_pre_pad));
+-    caffe_div<Dtype>(channels_ * height_ * width_,
+-        padded_ratio_data + padded_ratio.offset(0, inverse_pre_pad),
+-        scale_data + block_offset,
+-        padded_ratio_data + padded_ratio.offset(0, inverse_pre_pad));
++    // (stock: caffe_mul, then caffe_div; the same operations in one pass)
++    Dtype* ratio = padded_ratio_data + padded_ratio.offset(0, inverse_pre_pad);
++    for (int i = 0; i < channels_ * height_ * width_; ++i) {
++      ratio[i] = (top_diff[block_offset + i] * top_data[block_offset + i])
++          / scale_data[block_offset + i];
++    }
+     // Now, compute the accumulated ratios and the bottom diff
+     caffe_set(accum_ratio.count(), Dtype(0), accum_ratio_data);
+     for (int c = 0; c < size_ - 1; ++c) {
+PATCH
+# 4. im2col_cpu / col2im_cpu: each kernel offset's valid output columns form one
+#    range, computed once instead of testing every element; rows are copied
+#    (im2col) or added (col2im) in the stock order, so the sums are the same.
+apply_patch "src/caffe/util/im2col.cpp" <<'PATCH'
+--- a/src/caffe/util/im2col.cpp
++++ b/src/caffe/util/im2col.cpp
+@@ -1,3 +1,4 @@
++#include <algorithm>
+ #include <vector>
+ 
+ #include "caffe/util/im2col.hpp"
+@@ -51,6 +52,19 @@
+     const int stride_w, double* data_col);
+ 
+ 
++// breaking-nn: the valid output columns of one kernel offset form one range
++// [lo, hi), computed once per (kernel_row, kernel_col) instead of testing every
++// element; zeros left and right of it. Same loop order as the stock loop, so
++// the column buffer is the same, and col2im_cpu adds in the same order.
++inline void valid_output_range(int first, int stride, int size, int outputs,
++    int* lo, int* hi) {
++  // outputs o with 0 <= first + o * stride < size
++  int l = first >= 0 ? 0 : (-first + stride - 1) / stride;
++  int h = first >= size ? 0 : (size - first + stride - 1) / stride;
++  *lo = std::min(l, outputs);
++  *hi = std::max(*lo, std::min(h, outputs));
++}
++
+ template <typename Dtype>
+ void im2col_cpu(const Dtype* data_im, const int channels,
+     const int height, const int width, const int kernel_h, const int kernel_w,
+@@ -66,23 +80,26 @@
+   for (int channel = channels; channel--; data_im += channel_size) {
+     for (int kernel_row = 0; kernel_row < kernel_h; kernel_row++) {
+       for (int kernel_col = 0; kernel_col < kernel_w; kernel_col++) {
++        const int first_col = -pad_w + kernel_col * dilation_w;
++        int lo, hi;
++        valid_output_range(first_col, stride_w, width, output_w, &lo, &hi);
+         int input_row = -pad_h + kernel_row * dilation_h;
+         for (int output_rows = output_h; output_rows; output_rows--) {
+           if (!is_a_ge_zero_and_a_lt_b(input_row, height)) {
+-            for (int output_cols = output_w; output_cols; output_cols--) {
+-              *(data_col++) = 0;
+-            }
++            std::fill(data_col, data_col + output_w, Dtype(0));
+           } else {
+-            int input_col = -pad_w + kernel_col * dilation_w;
+-            for (int output_col = output_w; output_col; output_col--) {
+-              if (is_a_ge_zero_and_a_lt_b(input_col, width)) {
+-                *(data_col++) = data_im[input_row * width + input_col];
+-              } else {
+-                *(data_col++) = 0;
++            const Dtype* row = data_im + input_row * width;
++            std::fill(data_col, data_col + lo, Dtype(0));
++            if (stride_w == 1) {
++              std::copy(row + first_col + lo, row + first_col + hi, data_col + lo);
++            } else {
++              for (int o = lo; o < hi; ++o) {
++                data_col[o] = row[first_col + o * stride_w];
+               }
+-              input_col += stride_w;
+             }
++            std::fill(data_col + hi, data_col + output_w, Dtype(0));
+           }
++          data_col += output_w;
+           input_row += stride_h;
+         }
+       }
+@@ -249,20 +266,18 @@
+   for (int channel = channels; channel--; data_im += channel_size) {
+     for (int kernel_row = 0; kernel_row < kernel_h; kernel_row++) {
+       for (int kernel_col = 0; kernel_col < kernel_w; kernel_col++) {
++        const int first_col = -pad_w + kernel_col * dilation_w;
++        int lo, hi;
++        valid_output_range(first_col, stride_w, width, output_w, &lo, &hi);
+         int input_row = -pad_h + kernel_row * dilation_h;
+         for (int output_rows = output_h; output_rows; output_rows--) {
+-          if (!is_a_ge_zero_and_a_lt_b(input_row, height)) {
+-            data_col += output_w;
+-          } else {
+-            int input_col = -pad_w + kernel_col * dilation_w;
+-            for (int output_col = output_w; output_col; output_col--) {
+-              if (is_a_ge_zero_and_a_lt_b(input_col, width)) {
+-                data_im[input_row * width + input_col] += *data_col;
+-              }
+-              data_col++;
+-              input_col += stride_w;
++          if (is_a_ge_zero_and_a_lt_b(input_row, height)) {
++            Dtype* row = data_im + input_row * width;
++            for (int o = lo; o < hi; ++o) {
++              row[first_col + o * stride_w] += data_col[o];
+             }
+           }
++          data_col += output_w;
+           input_row += stride_h;
+         }
+       }
+PATCH
+# 5. caffe_cpu_gemm<float> with beta == 0: memset C, then C += alpha * A * B.
+#    OpenBLAS itself clears C with a scalar store loop before adding A * B, so the
+#    arithmetic is the same; only the clearing is faster.
+apply_patch "src/caffe/util/math_functions.cpp" <<'PATCH'
+--- a/src/caffe/util/math_functions.cpp
++++ b/src/caffe/util/math_functions.cpp
+@@ -1,3 +1,4 @@
++#include <cstring>
+ #include <boost/math/special_functions/next.hpp>
+ #include <boost/random.hpp>
+ 
+@@ -16,6 +17,15 @@
+     float* C) {
+   int lda = (TransA == CblasNoTrans) ? K : M;
+   int ldb = (TransB == CblasNoTrans) ? N : K;
++  if (beta == 0) {
++    // breaking-nn: OpenBLAS clears C for beta == 0 with a scalar store loop
++    // (sgemm_beta), then adds alpha * A * B into it; clearing with memset and
++    // asking for C += alpha * A * B is the same arithmetic, at memset's speed.
++    std::memset(C, 0, sizeof(float) * static_cast<size_t>(M) * N);
++    cblas_sgemm(CblasRowMajor, TransA, TransB, M, N, K, alpha, A, lda, B,
++        ldb, 1.f, C, N);
++    return;
++  }
+   cblas_sgemm(CblasRowMajor, TransA, TransB, M, N, K, alpha, A, lda, B,
+       ldb, beta, C, N);
+ }
+PATCH
+# 6. ReLU's CPU backward: the stock factor (x > 0) + slope * (x <= 0) has three
+#    possible values, computed once with the stock operations and selected per
+#    element, so the loop vectorizes (below) with the same products.
+apply_patch "src/caffe/layers/relu_layer.cpp" <<'PATCH'
+--- a/src/caffe/layers/relu_layer.cpp
++++ b/src/caffe/layers/relu_layer.cpp
+@@ -28,9 +28,15 @@
+     Dtype* bottom_diff = bottom[0]->mutable_cpu_diff();
+     const int count = bottom[0]->count();
+     Dtype negative_slope = this->layer_param_.relu_param().negative_slope();
++    // breaking-nn: the stock factor (x > 0) + slope * (x <= 0) takes one of
++    // three values, computed here once with the stock operations; a select
++    // instead of two bool-to-float conversions per element lets it vectorize.
++    const Dtype above = Dtype(1) + negative_slope * Dtype(0);  // x > 0
++    const Dtype below = Dtype(0) + negative_slope * Dtype(1);  // x <= 0
++    const Dtype neither = Dtype(0) + negative_slope * Dtype(0);  // x is NaN
+     for (int i = 0; i < count; ++i) {
+-      bottom_diff[i] = top_diff[i] * ((bottom_data[i] > 0)
+-          + negative_slope * (bottom_data[i] <= 0));
++      const Dtype x = bottom_data[i];
++      bottom_diff[i] = top_diff[i] * (x > 0 ? above : (x <= 0 ? below : neither));
+     }
+   }
+ }
+PATCH
+# 7. -O3 instead of -O2: GCC vectorizes the elementwise loops (ReLU, pooling, LRN,
+#    col2im). No fast-math: IEEE semantics and the order of every sum are kept,
+#    so the numbers are the same (GoogLeNet's blobs compared bit for bit).
+sed -i 's/^\tCOMMON_FLAGS += -DNDEBUG -O2$/\tCOMMON_FLAGS += -DNDEBUG -O3/' "$src/Makefile"
+grep -q '^	COMMON_FLAGS += -DNDEBUG -O3$' "$src/Makefile" \
+  || die "patching the Makefile's -O2 failed: the source is not the expected one"
 # === end of breaking-nn speed patches ================================================
 cp "$here/Makefile.config" "$src/Makefile.config"
 
@@ -377,20 +656,29 @@ if ! make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1; then
   exit 1
 fi
 
-# Caffe's own pooling layer tests (gtest) on the patched build: one test binary, not
-# the whole suite. CPU builds only (a CUDA build's test main needs a GPU to start).
-pooling_gtest=skipped
+# Caffe's own gtests for every part the speed patches touch, on the patched build:
+# one test binary each, not the whole suite. CPU builds only (a CUDA build's test
+# main needs a GPU to start).
+gtests=(pooling_layer lrn_layer im2col_layer convolution_layer inner_product_layer neuron_layer)
+gtest_results=""
 if [ "$device" = cpu ]; then
-  echo "build-caffe: building and running Caffe's pooling layer gtest"
-  testbin=.temp_release/test/test_pooling_layer.testbin  # this Makefile's release TEST_BIN_DIR
-  if ! make -C "$src" -j"$jobs" "$testbin" >>"$log" 2>&1 \
-      || ! "$src/$testbin" --gtest_filter='-*GPU*' >"$work/pooling-gtest.log" 2>&1; then
-    echo "build-caffe: Caffe's pooling layer gtest failed. Last lines:" >&2
-    tail -n 30 "$work/pooling-gtest.log" "$log" >&2
-    exit 1
-  fi
-  pooling_gtest=$(grep -E '^\[  PASSED  \]' "$work/pooling-gtest.log" | sed 's/^\[  PASSED  \] //')
-  echo "build-caffe: pooling gtest: $pooling_gtest"
+  echo "build-caffe: building and running Caffe's gtests: ${gtests[*]}"
+  testbins=()
+  for name in "${gtests[@]}"; do
+    testbins+=(".temp_release/test/test_$name.testbin")  # this Makefile's release TEST_BIN_DIR
+  done
+  make -C "$src" -j"$jobs" "${testbins[@]}" >>"$log" 2>&1 \
+    || { echo "build-caffe: building Caffe's gtests failed. Last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1; }
+  for name in "${gtests[@]}"; do
+    if ! "$src/.temp_release/test/test_$name.testbin" --gtest_filter='-*GPU*' >"$work/gtest-$name.log" 2>&1; then
+      echo "build-caffe: Caffe's $name gtest failed. Last lines:" >&2
+      tail -n 30 "$work/gtest-$name.log" >&2
+      exit 1
+    fi
+    passed=$(grep -E '^\[  PASSED  \]' "$work/gtest-$name.log" | sed 's/^\[  PASSED  \] //')
+    echo "build-caffe: $name gtest: $passed"
+    gtest_results+="${gtest_results:+, }\"$name\": \"$passed\""
+  done
 fi
 
 # _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
@@ -422,7 +710,7 @@ cat >"$partial/caffe/build_info.json" <<JSON
 {"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
  "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
  "cuda_arch": "$( [ "$device" = cuda ] && echo $cuda_arch )", "cuda": "$cuda_release",
- "pooling_gtest": "$pooling_gtest"}
+ "gtests": {$gtest_results}}
 JSON
 rm -rf "$out"
 mv "$partial" "$out"

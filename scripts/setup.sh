@@ -69,7 +69,7 @@ caffe_key=$( {
 } | sha256sum | cut -c1-16)
 built=$cache/caffe-$caffe_key
 if [ ! -f "$built/caffe/_caffe.so" ]; then
-  say "building BVLC Caffe (CPU) into $built: about 5 minutes on 2 cores, once"
+  say "building BVLC Caffe (CPU) into $built: about 9 minutes on 2 cores, once"
   mkdir -p "$cache/work"
   docker/build-caffe.sh --python "$vpy" --out "$built" --device cpu --work "$cache/work" \
     || die "the Caffe build failed (see the log lines above)"

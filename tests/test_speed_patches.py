@@ -1,4 +1,4 @@
-"""The speed patches give stock Caffe's numbers: data-only backward and the fast CPU pooling."""
+"""The speed patches give stock Caffe's numbers: data-only backward, the fast CPU pooling, LRN, im2col and col2im."""
 import re
 
 import numpy as np
@@ -66,17 +66,22 @@ def stock_pooling(x, kernel, stride, pad, method):
     return best.astype(np.float32), (index if method == "MAX" else None)
 
 
-def pooling_net(tmp_path, shape, kernel, stride, pad, method, mask_top):
+def one_layer_net(tmp_path, shape, layer: str):
+    """A CPU caffe.Net with force_backward: an Input blob "data" of ``shape``, then ``layer`` (prototxt text)."""
     caffe = import_caffe()
     caffe.set_mode_cpu()
-    tops = 'top: "pool" top: "mask"' if mask_top else 'top: "pool"'
-    proto = tmp_path / f"pool-{method}-{kernel}-{stride}-{pad}-{mask_top}.prototxt"
+    proto = tmp_path / "net.prototxt"
     proto.write_text(
         "force_backward: true\n"
         f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {" ".join(f"dim: {d}" for d in shape)} }} }} }}\n'
-        f'layer {{ name: "pool" type: "Pooling" bottom: "data" {tops} '
-        f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} }} }}\n")
+        f"layer {{ {layer} }}\n")
     return caffe.Net(str(proto), caffe.TEST)
+
+
+def pooling_net(tmp_path, shape, kernel, stride, pad, method, mask_top):
+    tops = 'top: "pool" top: "mask"' if mask_top else 'top: "pool"'
+    return one_layer_net(tmp_path, shape, f'name: "pool" type: "Pooling" bottom: "data" {tops} '
+                         f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} }}")
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
@@ -126,9 +131,117 @@ def test_googlenet_pooling_layers_match_the_stock_loop(googlenet, cat_data):
     assert checked == 14
 
 
-def test_caffes_pooling_gtest_passed_in_the_build():
-    """docker/build-caffe.sh runs Caffe's test_pooling_layer gtest on CPU builds and fails the build otherwise."""
+def lrn_net(tmp_path, shape):
+    return one_layer_net(tmp_path, shape, 'name: "norm" type: "LRN" bottom: "data" top: "norm" '
+                         "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }")
+
+
+def lrn_reference(x, top_diff, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """Caffe's cross-channel LRN and its input gradient in float64: (top, bottom_diff) for (N, C, H, W) x."""
+    x, top_diff = x.astype(np.float64), top_diff.astype(np.float64)
+    pre = (size - 1) // 2
+    padded = np.pad(x * x, ((0, 0), (pre, size - 1 - pre), (0, 0), (0, 0)))
+    scale = k + alpha / size * sum(padded[:, i:i + x.shape[1]] for i in range(size))
+    top = x * scale ** -beta
+    ratio = np.pad(top_diff * top / scale, ((0, 0), (size - 1 - pre, pre), (0, 0), (0, 0)))
+    accum = sum(ratio[:, i:i + x.shape[1]] for i in range(size))
+    return top, top_diff * scale ** -beta - 2 * alpha * beta / size * x * accum
+
+
+def test_lrn_matches_its_definition_and_reuses_scale_power_exactly(tmp_path):
+    """Forward and backward agree with LRN's formula; the backward that reuses the forward's
+    scale^-beta gives the same bits as the stock recomputation (forced by a reshape)."""
+    rng = np.random.default_rng(5)
+    shape = (2, 9, 6, 7)
+    x = (rng.normal(size=shape) * 40).astype(np.float32)
+    top_diff = rng.normal(size=shape).astype(np.float32)
+    net = lrn_net(tmp_path, shape)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    net.blobs["norm"].diff[...] = top_diff
+    net.backward()
+    reused = net.blobs["data"].diff.copy()
+    top, grad = lrn_reference(x, top_diff)
+    np.testing.assert_allclose(net.blobs["norm"].data, top, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(reused, grad, rtol=1e-5, atol=1e-6)
+    net.reshape()  # same shapes: blobs keep their values, the cached power is dropped
+    net.blobs["norm"].diff[...] = top_diff
+    net.backward()  # scale^-beta recomputed, as stock Caffe always does
+    np.testing.assert_array_equal(net.blobs["data"].diff, reused)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, -0.0])
+def test_relu_backward_matches_the_stock_formula_bit_for_bit(tmp_path, slope):
+    """dx = dy * ((x > 0) + slope * (x <= 0)) in float32, for signed zeros, NaN and infinities too."""
+    x = np.array([1.5, -2.0, 0.0, -0.0, np.nan, np.inf, -np.inf, 3e-39, -3e-39] * 3, np.float32)
+    net = one_layer_net(tmp_path, x.shape, 'name: "relu" type: "ReLU" bottom: "data" top: "out" '
+                        f"relu_param {{ negative_slope: {slope!r} }}")
+    top_diff = np.array([1.0, -1.0, 0.5] * (x.size // 3), np.float32)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    net.blobs["out"].diff[...] = top_diff
+    net.backward()
+    factor = (x > 0).astype(np.float32) + np.float32(slope) * (x <= 0).astype(np.float32)
+    expected = top_diff * factor
+    got = net.blobs["data"].diff
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+def stock_im2col(x, kernel, stride, pad, dilation):
+    """Caffe's im2col for one (C, H, W) image: (C * k * k, OH * OW), zeros outside the image."""
+    c, height, width = x.shape
+    out_h = (height + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    out_w = (width + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    col = np.zeros((c, kernel, kernel, out_h, out_w), np.float32)
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    for kh in range(kernel):
+        for kw in range(kernel):
+            r, q = kh * dilation, kw * dilation
+            col[:, kh, kw] = padded[:, r:r + stride * out_h:stride, q:q + stride * out_w:stride][:, :out_h, :out_w]
+    return col.reshape(c * kernel * kernel, out_h * out_w)
+
+
+def stock_col2im(col, shape, kernel, stride, pad, dilation):
+    """Caffe's col2im: adds every column entry into its pixel in the stock order (kernel row, kernel column)."""
+    c, height, width = shape
+    out_h = (height + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    out_w = (width + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    col = col.reshape(c, kernel, kernel, out_h, out_w)
+    padded = np.zeros((c, height + 2 * pad + stride * out_h, width + 2 * pad + stride * out_w), np.float32)
+    for kh in range(kernel):
+        for kw in range(kernel):  # float32 adds, one kernel offset at a time: the stock order per pixel
+            r, q = kh * dilation, kw * dilation
+            padded[:, r:r + stride * out_h:stride, q:q + stride * out_w:stride] += col[:, kh, kw]
+    return padded[:, pad:pad + height, pad:pad + width]
+
+
+@pytest.mark.parametrize("kernel,stride,pad,dilation", [
+    (3, 1, 1, 1), (7, 2, 3, 1), (5, 1, 2, 1), (1, 1, 0, 1), (3, 2, 0, 1), (3, 3, 2, 1), (3, 1, 2, 2), (4, 3, 5, 1)])
+def test_im2col_and_col2im_match_the_stock_loops_bit_for_bit(tmp_path, kernel, stride, pad, dilation):
+    """Caffe's Im2col layer runs im2col_cpu forward and col2im_cpu backward, as convolution does."""
+    shape = (2, 3, 9, 8)
+    net = one_layer_net(tmp_path, shape, 'name: "col" type: "Im2col" bottom: "data" top: "col" convolution_param { '
+                        f"kernel_size: {kernel} stride: {stride} pad: {pad} dilation: {dilation} }}")
+    rng = np.random.default_rng(kernel * 100 + stride * 10 + pad)
+    x = rng.normal(size=shape).astype(np.float32)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    col_diff = rng.normal(size=net.blobs["col"].data.shape).astype(np.float32)
+    net.blobs["col"].diff[...] = col_diff
+    net.backward()
+    for n in range(shape[0]):
+        np.testing.assert_array_equal(net.blobs["col"].data[n].reshape(-1), stock_im2col(x[n], kernel, stride, pad, dilation).reshape(-1))
+        np.testing.assert_array_equal(
+            net.blobs["data"].diff[n], stock_col2im(col_diff[n], shape[1:], kernel, stride, pad, dilation))
+
+
+def test_caffes_gtests_passed_in_the_build():
+    """docker/build-caffe.sh runs Caffe's own gtests for every patched part on CPU builds, and fails the build otherwise."""
     info = build_info()
     if info.get("device") != "cpu":
-        pytest.skip("the pooling gtest runs in CPU builds only")
-    assert re.fullmatch(r"\d+ tests?\.", info.get("pooling_gtest", "")), info
+        pytest.skip("the gtests run in CPU builds only")
+    results = info.get("gtests", {})
+    assert set(results) >= {"pooling_layer", "lrn_layer", "im2col_layer", "convolution_layer", "inner_product_layer"}, info
+    for name, result in results.items():
+        assert re.fullmatch(r"\d+ tests?\.", result), (name, result)
