@@ -35,7 +35,8 @@ def build_info() -> dict:
     """What docker/build-caffe.sh recorded of this Caffe build (``{}`` if unknown).
 
     Keys: ``device`` ("cpu" or "cuda"), ``source``, ``sdist_sha256``, ``python``,
-    ``cuda_arch``, ``cuda`` (the CUDA release it was compiled with, e.g. "13.0").
+    ``cuda_arch``, ``cuda`` (the CUDA release it was compiled with, e.g. "13.0"),
+    ``gtests``.
     """
     caffe = import_caffe()
     info = Path(caffe.__file__).parent / "build_info.json"
@@ -116,6 +117,14 @@ def check_gpu(gpu_id: int, cuda_release: str = "", driver: str = "libcuda.so.1")
         )
 
 
+@lru_cache(maxsize=None)
+def _check_gpu_once(gpu_id: int, cuda_release: str) -> None:
+    """:func:`check_gpu` with the installed driver, once per GPU per process: use_device
+    runs before every forward pass, and the driver and its GPUs do not change under it.
+    (A failure raises, so it is not cached: the next call checks again.)"""
+    check_gpu(gpu_id, cuda_release)
+
+
 def use_device(device: str = "cpu", gpu_id: int = 0) -> None:
     """Put Caffe on the CPU (``device="cpu"``) or on GPU ``gpu_id`` (``device="gpu"``).
 
@@ -138,6 +147,6 @@ def use_device(device: str = "cpu", gpu_id: int = 0) -> None:
         )
     if not isinstance(gpu_id, int) or gpu_id < 0:
         raise ValueError(f"gpu_id must be a GPU number >= 0, not {gpu_id!r}")
-    check_gpu(gpu_id, build_info().get("cuda", ""))
+    _check_gpu_once(gpu_id, build_info().get("cuda", ""))
     caffe.set_device(gpu_id)
     caffe.set_mode_gpu()
