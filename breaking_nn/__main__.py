@@ -129,8 +129,8 @@ def _target(text: Optional[str]):
 
 
 def run_attack(args, stack: contextlib.ExitStack) -> int:
-    from .photo_attack import as_photo, attack_photo, check_output_path, check_settings
-    from .report import save_report
+    from .photo_attack import as_photo, attack_photo, check_jpeg_quality, check_output_path, check_settings
+    from .report import check_report_path, save_report
 
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     if args.untargeted and args.target is not None:
@@ -140,20 +140,12 @@ def run_attack(args, stack: contextlib.ExitStack) -> int:
     epsilon = _number(args.epsilon, "--epsilon")
     max_steps = _number(args.max_steps, "--max-steps", int)
     until = _number(args.until, "--until")
-    quality = _number(args.jpeg_quality, "--jpeg-quality", int)
+    quality = check_jpeg_quality(_number(args.jpeg_quality, "--jpeg-quality", int))
     check_settings(epsilon=epsilon, max_steps=max_steps, until=until)
-    if not 1 <= quality <= 95:
-        raise AttackError(f"--jpeg-quality must be from 1 to 95, not {quality}")
     out = check_output_path(args.out, force=args.force)
     report = None
     if args.report is not None:
-        report = Path(args.report).expanduser()
-        if report.suffix.lower() != ".png":
-            raise SaveError(f"--report is a PNG: give a file name ending in .png, not {args.report!r}")
-        if not report.parent.is_dir():
-            raise SaveError(f"the folder of {report} does not exist: create {report.parent} first")
-        if report.exists() and not args.force:
-            raise SaveError(f"{report} already exists: choose another name, or overwrite it with --force")
+        report = check_report_path(args.report, force=args.force)
         if report.resolve() == out.resolve():
             raise SaveError("--report and --out name the same file: give them different names")
     photo = as_photo(args.photo)

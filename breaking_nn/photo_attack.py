@@ -76,6 +76,13 @@ def check_output_path(path: Union[str, Path], *, force: bool = False) -> Path:
     return path
 
 
+def check_jpeg_quality(quality: int) -> int:
+    """``quality`` as an int if it is a JPEG quality from 1 to 95 (Pillow's useful range), else :class:`SaveError`."""
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 95:
+        raise SaveError(f"JPEG quality must be a whole number from 1 to 95, not {quality!r}")
+    return int(quality)
+
+
 def photo_probabilities(model: Classifier, photo: np.ndarray) -> np.ndarray:
     """Class probabilities (K,) of an (H, W, 3) uint8 RGB photo, as ``load_image`` would read it."""
     return model.forward(model.preprocess(load_image(photo)))
@@ -232,9 +239,7 @@ class PhotoAttackResult:
         fmt, lossless = output_format(path)
         options: dict = {}
         if fmt == "JPEG":
-            if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 95:
-                raise SaveError(f"JPEG quality must be a whole number from 1 to 95, not {quality!r}")
-            options = {"quality": int(quality), "subsampling": 0}
+            options = {"quality": check_jpeg_quality(quality), "subsampling": 0}
         elif fmt == "WEBP":
             options = {"lossless": True, "quality": 100}
         with atomic_path(path) as part:
@@ -368,7 +373,7 @@ def attack_photo(
 
     current = original.astype(np.int16)
     if untargeted:  # the class to lower: one extra forward pass
-        original_class = int(np.argmax(model.forward(model.preprocess(load_image(original)))))
+        original_class = int(np.argmax(photo_probabilities(model, original)))
         label = original_class
     else:
         original_class, label = -1, target_index  # set from the first step below

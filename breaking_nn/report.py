@@ -58,16 +58,27 @@ def draw_report(result: PhotoAttackResult, *, figsize=(12, 6.5)) -> Figure:
     return fig
 
 
-def save_report(result: PhotoAttackResult, path: Union[str, Path], *, dpi: int = 100) -> Path:
-    """Draw :func:`draw_report` into ``path`` as a PNG, atomically; return the path.
+def check_report_path(path: Union[str, Path], *, force: bool = True) -> Path:
+    """``path`` as a Path if the report can be written there, else :class:`SaveError`.
 
-    ``path`` must end in .png and its folder must exist (:class:`SaveError`).
+    It must end in .png, its folder must exist, and it must not exist yet unless ``force``.
     """
     path = Path(path).expanduser()
     if path.suffix.lower() != ".png":
         raise SaveError(f"the report is a PNG: give a file name ending in .png, not {str(path)!r}")
     if not path.parent.is_dir():
         raise SaveError(f"the folder of {path} does not exist: create {path.parent} first")
+    if path.exists() and not force:
+        raise SaveError(f"{path} already exists: choose another name, or overwrite it with --force (force=True)")
+    return path
+
+
+def save_report(result: PhotoAttackResult, path: Union[str, Path], *, dpi: int = 100) -> Path:
+    """Draw :func:`draw_report` into ``path`` as a PNG, atomically; return the path.
+
+    ``path`` must end in .png and its folder must exist (:class:`SaveError`).
+    """
+    path = check_report_path(path)
     fig = draw_report(result)
     with atomic_path(path) as part:
         fig.savefig(part, format="png", dpi=dpi)  # the temporary name ends in .part: say the format
