@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 
 from .errors import LabelError, ModelError
 from .labels import Labels
+from .preprocessing import check_settings
 from .weights import WeightsFile
 
 if sys.version_info >= (3, 11):
@@ -139,9 +140,6 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"channel_order": table["channel_order"],
                            "raw_scale": float(table.get("raw_scale", 255.0)),
                            "antialias": table.get("antialias", False)}
-    if out["channel_order"] not in ("BGR", "RGB"):
-        raise ModelError(f"{path}: [preprocess] channel_order must be \"BGR\" or \"RGB\", "
-                         f"not {out['channel_order']!r}")
     for key in ("resize", "crop"):
         if key in table:
             size = table[key]
@@ -150,15 +148,14 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
             out[key] = (size[0], size[1])
     if "mean_bgr" in table:
         mean = table["mean_bgr"]
-        if len(mean) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean):
             raise ModelError(f"{path}: [preprocess] mean_bgr must be three numbers [blue, green, red], not {mean!r}")
         out["mean_bgr"] = tuple(float(v) for v in mean)
-    if out["raw_scale"] <= 0:
-        raise ModelError(f"{path}: [preprocess] raw_scale must be positive, not {table['raw_scale']!r}")
-    crop, resize = out.get("crop"), out.get("resize")
-    if crop and resize and (crop[0] > resize[0] or crop[1] > resize[1]):
-        raise ModelError(f"{path}: [preprocess] crop {list(crop)} is larger than resize {list(resize)}: "
-                         "the centre crop must fit inside the resized image")
+    try:  # the value rules Preprocessing applies again once the network's input size is known
+        check_settings(resize=out.get("resize"), crop=out.get("crop"), mean_bgr=out.get("mean_bgr"),
+                       raw_scale=out["raw_scale"], channel_order=out["channel_order"])
+    except ModelError as exc:
+        raise ModelError(f"{path}: [preprocess] {exc}") from None
     return out
 
 

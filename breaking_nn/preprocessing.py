@@ -34,6 +34,25 @@ CHANNEL_ORDERS = ("BGR", "RGB")
 _BLOCK = 512  # identity columns resized at a time when building a resize matrix
 
 
+def check_settings(*, resize: Optional[Size], crop: Optional[Size], mean_bgr: Optional[tuple],
+                   raw_scale: float, channel_order: str) -> None:
+    """Raise :class:`ModelError` unless these preprocessing settings make sense on their own.
+
+    The rules a model file's ``[preprocess]`` table and :class:`Preprocessing`
+    share: a known channel order, three mean values, a positive scale, and a
+    crop that fits inside ``resize`` (None: not known yet, not checked).
+    """
+    if channel_order not in CHANNEL_ORDERS:
+        raise ModelError(f'channel_order must be "BGR" or "RGB", not {channel_order!r}')
+    if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
+        raise ModelError(f"crop {list(crop)} is larger than resize {list(resize)}: "
+                         "the centre crop must fit inside the resized image")
+    if mean_bgr is not None and len(mean_bgr) != 3:
+        raise ModelError(f"mean_bgr must be three numbers [blue, green, red], not {list(mean_bgr)}")
+    if not np.isfinite(raw_scale) or raw_scale <= 0:
+        raise ModelError(f"raw_scale must be a positive number, not {raw_scale!r}")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How (H, W, 3) RGB 0-1 images become a network's (3, h, w) data.
@@ -64,18 +83,11 @@ class Preprocessing:
     antialias: bool = False
 
     def __post_init__(self) -> None:
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise ModelError(f"channel_order must be 'BGR' or 'RGB', not {self.channel_order!r}")
-        if self.crop is not None and (self.crop[0] > self.resized_size[0] or self.crop[1] > self.resized_size[1]):
-            raise ModelError(f"crop {list(self.crop)} is larger than resize {list(self.resized_size)}: "
-                             "the centre crop must fit inside the resized image")
+        check_settings(resize=self.resized_size, crop=self.crop, mean_bgr=self.mean_bgr,
+                       raw_scale=self.raw_scale, channel_order=self.channel_order)
         if self.output_size != tuple(self.input_size):
             raise ModelError(f"preprocessing makes {list(self.output_size)} images but the network takes "
                              f"{list(self.input_size)}: set crop (or resize) to the network's input size")
-        if self.mean_bgr is not None and len(self.mean_bgr) != 3:
-            raise ModelError(f"mean_bgr must be three numbers (blue, green, red), not {list(self.mean_bgr)}")
-        if not np.isfinite(self.raw_scale) or self.raw_scale <= 0:
-            raise ModelError(f"raw_scale must be a positive number, not {self.raw_scale!r}")
 
     # -- sizes ---------------------------------------------------------------------
     @property
