@@ -454,8 +454,8 @@ def attack_photo(
             fooled. False: the exact mode, the model file's pipeline alone
             (one forward and one backward pass a step).
         samples: pipelines per step in the robust mode (default
-            :data:`~breaking_nn.eot.DEFAULT_SAMPLES`, 6); each costs one image
-            of a batched forward and backward pass.
+            :data:`~breaking_nn.eot.DEFAULT_SAMPLES`, 6); each costs one
+            forward and one backward pass (in one batch on a GPU).
         seed: seeds the drawing of pipelines (default 0), so a run repeats.
         on_step: called as ``on_step(n_updates, probabilities)`` after every
             photo evaluated (the original first, with 0; probabilities (K,)

@@ -79,15 +79,18 @@ class Pipeline:
         h, w = max(1, size[0] - top - bottom), max(1, size[1] - left - right)
         return max(1, round(h * self.photo_scale)), max(1, round(w * self.photo_scale))
 
-    def forward(self, photo: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB 0-255 photo -> (3, h, w) float32 data, exactly as this pipeline does it."""
+    def forward(self, photo: np.ndarray, *, fast: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 RGB 0-255 photo -> (3, h, w) float32 data, exactly as this pipeline does it.
+
+        ``fast``: scikit-image's resize as its matrices (see :meth:`Preprocessing.forward`).
+        """
         x = photo
         if self.photo_jpeg is not None:
             x = jpeg_roundtrip(x, self.photo_jpeg)
         x = self._trimmed(x)
         if self.photo_scale != 1.0:
             x = pillow_resize(x, self.photo_steps_size(photo.shape[:2]), "bilinear")
-        return self.preprocessing.forward(x)
+        return self.preprocessing.forward(x, fast=fast)
 
     def adjoint(self, grad: np.ndarray, photo_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
         """d/d data (3, h, w) -> d/d photo (H, W, 3) float32, per 0-1 unit.

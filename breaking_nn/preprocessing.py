@@ -172,19 +172,22 @@ class Preprocessing:
         return (bgr if self.channel_order == "BGR" else bgr[::-1]).reshape(3, 1, 1)
 
     # -- image -> data ---------------------------------------------------------------
-    def forward(self, image: np.ndarray) -> np.ndarray:
+    def forward(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """(H, W, 3) RGB image -> (3, h, w) float32 data (see the module docstring).
 
         ``image`` is float 0-1 (from ``load_image``) or uint8 0-255 (a photo's
         own pixels); both give the same data. Each channel is resized on its
         own, so a large photo never has a full-size float copy of all three.
+        ``fast=True``: scikit-image's resize is applied as the very matrices
+        the adjoint uses (the same linear map, float32 rounding aside; no
+        full-resolution Gaussian filter): for gradient estimates, never verdicts.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.resize_image(image)
+        x = self.resize_image(image, fast=fast)
         top, left, h, w = self.crop_box()
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
@@ -192,10 +195,12 @@ class Preprocessing:
             data -= self._mean
         return np.ascontiguousarray(data, dtype=np.float32)
 
-    def resize_image(self, image: np.ndarray) -> np.ndarray:
+    def resize_image(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """The resize (and JPEG) steps: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3) float32 0-1."""
         if self.resizer == "pillow":
             resized = pillow_resize(as_uint8(image), self.resized_size, self.resample or "bilinear")
+        elif image.shape[:2] != self.resized_size and fast:
+            resized = self._matrix_resize(image)
         elif image.shape[:2] != self.resized_size:
             resized = resize_image(image, self.resized_size, antialias=self.antialias)
         else:
@@ -203,6 +208,21 @@ class Preprocessing:
         if self.jpeg_roundtrip is not None:
             resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
         return as_float(resized)
+
+    def _matrix_resize(self, image: np.ndarray) -> np.ndarray:
+        """scikit-image's resize as ``rows @ channel @ cols^T``, with caffe.io's min-max stretch kept exact."""
+        rows_t, cols = self.resize_matrices(*image.shape[:2])
+        rows = rows_t.T.tocsr()
+        lo, hi = _min_max(image)
+        out = np.empty((*self.resized_size, 3), np.float32)
+        for c in range(3):
+            resized = np.asarray(rows @ as_float(image[:, :, c])) @ cols.T
+            # caffe.io resizes (x - lo) / (hi - lo) and maps back: R x + lo (1 - R 1) for a linear R
+            out[:, :, c] = resized
+        if hi > lo:
+            ones = np.asarray(rows @ np.ones((rows.shape[1], 1), np.float32)) @ np.asarray(cols.sum(axis=1)).T
+            out += lo * (1 - ones)[:, :, None]
+        return np.clip(out, lo, hi, out=out)  # scikit-image's clip to the input's range
 
     def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Transpose of :meth:`forward`'s linear part: d/d data (3, h, w) -> d/d image (H, W, 3) float32.
@@ -264,7 +284,9 @@ def resize_image(image: np.ndarray, size: Size, *, antialias: bool = False) -> n
         unit = as_float(image[:, :, c], copy=True)
         unit -= lo  # in place: the same float32 operations as (x - lo) / (hi - lo), one buffer
         unit /= hi - lo
-        resized = sk_resize(unit, size, order=1, mode="constant", anti_aliasing=antialias)
+        # scikit-image clips to its input's range: the stretched image's, 0-1 over all three channels
+        # (one channel's own range is narrower), so clip here, as the three-channel call does
+        resized = np.clip(sk_resize(unit, size, order=1, mode="constant", anti_aliasing=antialias, clip=False), 0, 1)
         del unit
         out[:, :, c] = resized * (hi - lo) + lo
     return out
