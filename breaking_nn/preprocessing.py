@@ -255,6 +255,20 @@ class Preprocessing:
                 add_product(out[c], rows_t, canvas[c] @ cols)
         return out.transpose(1, 2, 0)
 
+    def deprocess(self, data: np.ndarray, *, add_mean: bool = True) -> np.ndarray:
+        """(3, h, w) data -> (h, w, 3) RGB image, 0-1 where the data is a real image (not clipped).
+
+        This is what the network sees: the resized, cropped view, not the whole
+        original photo. ``add_mean=False`` leaves the mean out, for pictures of
+        gradients.
+        """
+        x = np.asarray(data, np.float32)
+        if add_mean and self._mean is not None:
+            x = x + self._mean
+        rgb = np.empty_like(x)
+        rgb[self._channels] = x
+        return (rgb / np.float32(self.raw_scale)).transpose(1, 2, 0)
+
     def resize_matrices(self, height: int, width: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """The resize as two sparse matrices for an image of ``height`` x ``width``.
 
