@@ -39,26 +39,49 @@ def draw_pipelines(model: Classifier, samples: int, rng: Optional[np.random.Gene
     return [own] + [random_pipeline(model.preprocessing, rng) for _ in range(samples - 1)]
 
 
+def pipeline_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
+    """(k, 3, h, w) float32: ``photo`` (H, W, 3) uint8 RGB through each pipeline.
+
+    The first pipeline's data is exact (its probabilities judge the goal); the
+    others take scikit-image's resizes as their matrices (``fast``: the same
+    linear map without a full-resolution Gaussian filter, seconds less a step
+    on a 48 MP photo), as they only steer the gradient.
+    """
+    return np.stack([p.forward(photo, fast=i > 0) for i, p in enumerate(pipelines)])
+
+
+def passes(model: Classifier, data: np.ndarray, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward passes of ``data`` (N, 3, h, w): (probabilities (N, K), gradients (N, 3, h, w)).
+
+    All N in one batch on a GPU, one at a time on the CPU, where a batch
+    saves no time and costs memory (:meth:`~breaking_nn.model.Classifier.batch_size`).
+    """
+    step = model.batch_size(len(data))
+    results = [model.forward_backward_batch(data[i:i + step], labels[i:i + step]) for i in range(0, len(data), step)]
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def summed_gradient(photo_size: tuple[int, int], pipelines: list[Pipeline], probs: np.ndarray, grads: np.ndarray,
+                    label: int) -> np.ndarray:
+    """(H, W, 3) float32: the sum over ``pipelines`` of d log p(label) / d photo, per 0-1 unit (HWC, RGB).
+
+    ``probs`` (k, K) and ``grads`` (k, 3, h, w) are the passes' results for
+    the pipelines' data; each gradient is divided by its p(label) and sent
+    back through its pipeline's adjoint.
+    """
+    total = np.zeros((3, *photo_size), np.float32)  # CHW: each channel contiguous while summing
+    for pipeline, grad, p in zip(pipelines, grads, probs):
+        pipeline.adjoint(grad / max(float(p[label]), _P_FLOOR), photo_size, out=total)
+    return total.transpose(1, 2, 0)
+
+
 def eot_gradient(model: Classifier, photo: np.ndarray, label: int,
                  pipelines: list[Pipeline]) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (k, K), gradient (H, W, 3) float32) of ``photo`` over ``pipelines``.
 
-    ``gradient`` is the sum over the pipelines of d log p(label) / d photo,
-    per 0-1 unit of the photo (HWC, RGB); ``probabilities[i]`` is what
+    ``gradient`` is :func:`summed_gradient`; ``probabilities[i]`` is what
     ``pipelines[i]`` gives, so row 0 is the model's own when the list starts
-    with it (:func:`draw_pipelines`). Row 0 is computed exactly; the others
-    take scikit-image's resizes as matrices (``fast``, the same linear map
-    without a full-resolution Gaussian filter: seconds less a step on a 48 MP photo).
+    with it (:func:`draw_pipelines`).
     """
-    total = np.zeros((3, *photo.shape[:2]), np.float32)  # CHW: each channel contiguous while summing
-    probs = []
-    step = model.batch_size(len(pipelines))  # all at once on a GPU, one by one on the CPU
-    for start in range(0, len(pipelines), step):
-        chunk = pipelines[start:start + step]
-        # the first pipeline's probabilities judge the goal: exact; the drawn ones only steer the gradient
-        data = np.stack([p.forward(photo, fast=start + i > 0) for i, p in enumerate(chunk)])
-        chunk_probs, grads = model.forward_backward_batch(data, [label] * len(chunk))
-        for pipeline, grad, p in zip(chunk, grads, chunk_probs):
-            pipeline.adjoint(grad / max(float(p[label]), _P_FLOOR), photo.shape[:2], out=total)
-        probs.append(chunk_probs)
-    return np.concatenate(probs), total.transpose(1, 2, 0)
+    probs, grads = passes(model, pipeline_data(photo, pipelines), [label] * len(pipelines))
+    return probs, summed_gradient(photo.shape[:2], pipelines, probs, grads, label)

@@ -35,13 +35,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .eot import DEFAULT_SAMPLES, draw_pipelines, eot_gradient
+from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
 from .labels import Label
 from .metrics import PerturbationMetrics, perturbation_metrics, top_k
 from .model import Classifier
-from .pipelines import model_pipeline
+from .pipelines import Pipeline, model_pipeline
 from .suite import SuiteResult, check_suite, is_fooled
 
 #: Output formats by file extension: Pillow's format name, and whether it is lossless.
@@ -474,66 +474,110 @@ def attack_photo(
     >>> result.save("chelsea-flagged.png").ok                      # doctest: +SKIP
     True
     """
-    check_settings(epsilon=epsilon, max_steps=max_steps, until=until, robust=robust, samples=samples, seed=seed)
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or not 1 <= step_size <= 127:
-        raise AttackError(f"step_size must be a whole number of grey levels from 1 to 127, not {step_size!r}")
-    if untargeted and target is not None:
-        raise AttackError("give a target or untargeted=True, not both: an untargeted attack has no target")
-    if not untargeted and target is None:
-        raise AttackError("give a target class (number or name), or untargeted=True")
-    target_index = None if untargeted else model.labels.index(target)
     source = photo if isinstance(photo, Photo) else read_photo(photo)
-    original = source.pixels
-    check_photo_size(original)
-    samples = (samples or DEFAULT_SAMPLES) if robust else 1
-    seed = (seed or 0) if robust else None
-    rng = np.random.default_rng(seed)
-    budget = int(math.floor(epsilon))
-    current = original.copy()
-
-    own = model_pipeline(model.preprocessing)
-    original_class = int(np.argmax(photo_probabilities(model, original))) if untargeted else -1
-    label = original_class if untargeted else target_index
-    direction = -1 if untargeted else 1  # lower p(original class), or raise p(target)
-    steps: list[np.ndarray] = []
-    n_updates, stopped = 0, False
-    suite_checked_at = -SUITE_EVERY
-    desc = f"{model.name} -> " + ("untargeted" if untargeted else model.labels.name(target_index)[:30])
+    run = AttackRun(model, source.pixels, target, epsilon=epsilon, max_steps=max_steps, until=until,
+                    untargeted=untargeted, step_size=step_size, robust=robust, samples=samples, seed=seed,
+                    on_step=on_step)
+    desc = f"{model.name} -> " + ("untargeted" if untargeted else model.labels.name(run.target)[:30])
     with tqdm(total=max_steps, desc=desc, disable=not progress, leave=False) as bar:
-        while True:
-            suite = None  # a suite result always belongs to the current pixels
-            pipelines = draw_pipelines(model, samples, rng) if robust else [own]
-            probs, photo_grad = eot_gradient(model, current, label, pipelines)
-            own_probs = probs[0]
-            steps.append(own_probs)
-            if original_class < 0:
-                original_class = int(np.argmax(own_probs))
-            if on_step is not None and on_step(n_updates, own_probs):
-                stopped = True
-                break
-            if goal_holds(own_probs, target=target_index, original_class=original_class, until=until):
-                if not robust:
-                    break
-                if n_updates - suite_checked_at >= SUITE_EVERY or n_updates == max_steps:
-                    suite = check_suite(model, current, target=target_index, original_class=original_class)
-                    suite_checked_at = n_updates
-                    if suite.passes:
-                        break
-            value = goal_value(own_probs, target=target_index, original_class=original_class)
-            bar.set_postfix_str(f"{'p(target)' if target_index is not None else 'lead'}={value:.4f}")
-            if n_updates == max_steps:
-                break
-            sign_step(current, photo_grad, direction * step_size, original, budget)
-            del photo_grad
-            n_updates += 1
-            bar.update(1)
-    if suite is None:
-        suite = check_suite(model, current, target=target_index, original_class=original_class)
-    return PhotoAttackResult(
-        model=model, original=original, adversarial=current, target=target_index, untargeted=untargeted,
-        original_class=original_class, epsilon=float(epsilon), until=None if until is None else float(until),
-        steps=steps, n_updates=n_updates,
-        reached=goal_holds(steps[-1], target=target_index, original_class=original_class, until=until),
-        metrics=perturbation_metrics(original, current), suite=suite, robust=robust, samples=samples, seed=seed,
-        stopped=stopped, icc_profile=source.icc_profile,
-    )
+        while not run.done:
+            pipelines = run.pipelines()
+            run.feed(*passes(model, pipeline_data(run.current, pipelines), [run.label] * len(pipelines)))
+            bar.n = run.n_updates
+            bar.set_postfix_str(f"{'p(target)' if run.target is not None else 'lead'}={run.value():.4f}")
+    return run.result(icc_profile=source.icc_profile)
+
+
+class AttackRun:
+    """:func:`attack_photo`'s loop for one photo, one step at a time, so that several photos can share passes.
+
+    Each step: :meth:`pipelines` says which pipelines to run the photo
+    through (the model's own first); whoever runs the passes hands their
+    probabilities (k, K) and data gradients (k, 3, h, w) to :meth:`feed`,
+    which judges the goal (and the suite), then moves the pixels one sign
+    step, or sets :attr:`done`. :meth:`result` gives the
+    :class:`PhotoAttackResult`. Arguments as for :func:`attack_photo`;
+    ``photo`` is (H, W, 3) uint8 RGB.
+    """
+
+    def __init__(self, model: Classifier, photo: np.ndarray, target: Optional[Label] = None, *,
+                 epsilon: float = 4, max_steps: int = 50, until: Optional[float] = 0.9, untargeted: bool = False,
+                 step_size: int = 1, robust: bool = True, samples: Optional[int] = None, seed: Optional[int] = None,
+                 on_step: Optional[Callable[[int, np.ndarray], Optional[bool]]] = None):
+        check_settings(epsilon=epsilon, max_steps=max_steps, until=until, robust=robust, samples=samples, seed=seed)
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or not 1 <= step_size <= 127:
+            raise AttackError(f"step_size must be a whole number of grey levels from 1 to 127, not {step_size!r}")
+        if untargeted and target is not None:
+            raise AttackError("give a target or untargeted=True, not both: an untargeted attack has no target")
+        if not untargeted and target is None:
+            raise AttackError("give a target class (number or name), or untargeted=True")
+        check_photo_size(photo)
+        self.model, self.original, self.current = model, photo, photo.copy()
+        self.target = None if untargeted else model.labels.index(target)
+        self.untargeted, self.until, self.max_steps, self.on_step = untargeted, until, max_steps, on_step
+        self.epsilon, self.budget, self.step_size = float(epsilon), int(math.floor(epsilon)), int(step_size)
+        self.robust = robust
+        self.samples = (samples or DEFAULT_SAMPLES) if robust else 1
+        self.seed = (seed or 0) if robust else None
+        self.rng = np.random.default_rng(self.seed)
+        self.own = model_pipeline(model.preprocessing)
+        # untargeted: the class to lower, from one extra forward pass; targeted: set from the first step
+        self.original_class = int(np.argmax(photo_probabilities(model, photo))) if untargeted else -1
+        self.label = self.original_class if untargeted else self.target
+        self.steps: list[np.ndarray] = []
+        self.n_updates, self.done, self.stopped = 0, False, False
+        self.suite: Optional[SuiteResult] = None  # always of the current pixels
+        self._suite_checked_at = -SUITE_EVERY
+        self._pipelines: list[Pipeline] = []
+
+    def pipelines(self) -> list[Pipeline]:
+        """This step's pipelines: the model's own, then (robust) ``samples - 1`` drawn."""
+        self._pipelines = draw_pipelines(self.model, self.samples, self.rng) if self.robust else [self.own]
+        return self._pipelines
+
+    def value(self) -> float:
+        """The goal's number for the last photo evaluated (see :meth:`PhotoAttackResult.progress`)."""
+        return goal_value(self.steps[-1], target=self.target, original_class=self.original_class)
+
+    def feed(self, probs: np.ndarray, grads: np.ndarray) -> None:
+        """Take this step's passes (probabilities (k, K), gradients (k, 3, h, w)); judge, then move or finish."""
+        self.suite = None
+        own_probs = probs[0]
+        self.steps.append(own_probs)
+        if self.original_class < 0:
+            self.original_class = int(np.argmax(own_probs))
+        if self.on_step is not None and self.on_step(self.n_updates, own_probs):
+            self.stopped = self.done = True
+            return
+        if goal_holds(own_probs, target=self.target, original_class=self.original_class, until=self.until):
+            if not self.robust:
+                self.done = True
+                return
+            if self.n_updates - self._suite_checked_at >= SUITE_EVERY or self.n_updates == self.max_steps:
+                self.suite = check_suite(self.model, self.current, target=self.target,
+                                         original_class=self.original_class)
+                self._suite_checked_at = self.n_updates
+                if self.suite.passes:
+                    self.done = True
+                    return
+        if self.n_updates == self.max_steps:
+            self.done = True
+            return
+        grad = summed_gradient(self.current.shape[:2], self._pipelines, probs, grads, self.label)
+        direction = -1 if self.untargeted else 1  # lower p(original class), or raise p(target)
+        sign_step(self.current, grad, direction * self.step_size, self.original, self.budget)
+        self.n_updates += 1
+
+    def result(self, *, icc_profile: Optional[bytes] = None) -> "PhotoAttackResult":
+        """The outcome so far (the suite is checked on the current pixels if it was not yet)."""
+        if self.suite is None:
+            self.suite = check_suite(self.model, self.current, target=self.target, original_class=self.original_class)
+        return PhotoAttackResult(
+            model=self.model, original=self.original, adversarial=self.current, target=self.target,
+            untargeted=self.untargeted, original_class=self.original_class, epsilon=self.epsilon, until=self.until,
+            steps=self.steps, n_updates=self.n_updates,
+            reached=goal_holds(self.steps[-1], target=self.target, original_class=self.original_class,
+                               until=self.until),
+            metrics=perturbation_metrics(self.original, self.current), suite=self.suite, robust=self.robust,
+            samples=self.samples, seed=self.seed, stopped=self.stopped, icc_profile=icc_profile,
+        )
