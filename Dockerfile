@@ -82,6 +82,8 @@ COPY --chown=user:user models/ /home/user/breaking-nn/models/
 COPY --chown=user:user notebooks/ /home/user/breaking-nn/notebooks/
 COPY --chown=user:user tests/ /home/user/breaking-nn/tests/
 COPY --chown=user:user docker/start-jupyter.sh /usr/local/bin/start-jupyter
+COPY --chown=user:user docker/start-app.sh /usr/local/bin/start-app
+COPY --chown=user:user docker/entrypoint.sh /usr/local/bin/breaking-nn-entrypoint
 COPY --from=build --chown=user:user /weights /weights
 
 # NVIDIA_DRIVER_CAPABILITIES: what `docker run --gpus all` maps in from the host's
@@ -94,5 +96,8 @@ USER 1000:1000
 WORKDIR /home/user/breaking-nn
 # Weights download here on first use; mount a volume to keep them.
 VOLUME /weights
-EXPOSE 8888
-CMD ["start-jupyter"]
+# `docker run ... breaking-nn` Jupyter Lab (8888); `... breaking-nn app` the attack app (Voila, 8866);
+# any other command runs as given.
+EXPOSE 8888 8866
+ENTRYPOINT ["breaking-nn-entrypoint"]
+CMD ["lab"]
