@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
+from urllib.parse import urlparse
 
 import requests
 
@@ -130,11 +131,22 @@ def _fetch(url: str, dest: Path, spec: WeightsFile, *, progress: bool, timeout: 
     except requests.HTTPError as exc:
         return f"HTTP {exc.response.status_code} {exc.response.reason}"
     except requests.RequestException as exc:
-        return f"{type(exc).__name__}: {exc} (the download is incomplete; try again)"
+        return network_failure(url, exc).removeprefix(f"could not download {url}: ")  # the URL leads the line
     except ValueError as exc:  # pooch: the hash does not match
         return (f"failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is corrupt or not the one "
                 "expected")
     return None
+
+
+def network_failure(url: str, exc: requests.RequestException) -> str:
+    """What went wrong with a download, in words: no connection (DNS, refused), a time-out, or a cut-off body."""
+    host = urlparse(url).netloc or url
+    if isinstance(exc, requests.Timeout):
+        return f"could not download {url}: {host} did not answer in time ({type(exc).__name__}). Try again."
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return (f"could not download {url}: no connection to {host} (no network, the name does not resolve, or "
+                f"the server refused): {type(exc).__name__}: {exc}.")
+    return f"could not download {url}: the download broke off and is incomplete ({type(exc).__name__}: {exc}). Try again."
 
 
 def resolve_weights(weights: Optional[Union[str, Path]] = None, *, download: bool = True) -> Path:

@@ -45,12 +45,12 @@ from PIL import Image
 
 from . import paths
 from .errors import BreakingNNError, LabelError
-from .images import decode_image
+from .images import Photo, read_photo
 from .labels import Labels
 from .generated import WARNING as GENERATED_WARNING
 from .model import GENERATED, Classifier, load_googlenet, load_model
 from .model_file import read_model_file
-from .photo_attack import PhotoAttackResult, as_photo, attack_photo
+from .photo_attack import PhotoAttackResult, attack_photo, check_photo_size, check_settings
 from .report import perturbation_picture, save_report
 
 PathLike = Union[str, Path]
@@ -125,7 +125,7 @@ class Settings:
     is_googlenet: bool
     weights: Optional[str]
     device: str
-    photo: object  # a path, URL or (H, W, 3) uint8 array
+    photo: Union[Photo, str]  # a photo read already, or an http(s) URL read at Run
     photo_name: str
     target_text: str
     epsilon: int
@@ -239,29 +239,31 @@ class AttackApp:
     # -- inputs ------------------------------------------------------------------------
     def _on_example(self, change) -> None:
         if change["new"] in self._examples:
-            picture = self._examples[change["new"]]()
-            self._set_photo(picture, change["new"], _png(picture))
+            photo = read_photo(self._examples[change["new"]]())
+            self._set_photo(photo, change["new"], _png(photo.pixels))
 
     def _on_upload(self, change) -> None:
         if not change["new"]:
             return
         item = change["new"][0]
-        data = bytes(item["content"])
-        try:  # decoded here once: a bad file is reported now, not at Run
-            picture = as_photo(decode_image(data, repr(item["name"])))
+        name = Path(str(item["name"])).name or "upload"
+        try:  # read here once, as a file (its orientation and colour profile kept): a bad file is reported now
+            with tempfile.TemporaryDirectory(prefix="breaking-nn-upload-") as folder:
+                (Path(folder) / name).write_bytes(bytes(item["content"]))
+                photo = read_photo(Path(folder) / name)
         except BreakingNNError as exc:
             self._show_error(exc)
             return
-        self._set_photo(picture, item["name"], _png(picture))
+        self._set_photo(photo, name, _png(photo.pixels))
 
     def _on_url(self, change) -> None:
         if change["new"].strip():
             self._set_photo(change["new"].strip(), change["new"].strip(), None)
 
-    def _set_photo(self, photo: object, name: str, preview: Optional[bytes]) -> None:
+    def _set_photo(self, photo: Union[Photo, str], name: str, preview: Optional[bytes]) -> None:
         self._photo = (photo, name)
         self.error.value = ""
-        size = f" ({photo.shape[1]}x{photo.shape[0]})" if isinstance(photo, np.ndarray) else " (fetched at Run)"
+        size = f" ({photo.pixels.shape[1]}x{photo.pixels.shape[0]})" if isinstance(photo, Photo) else " (fetched at Run)"
         self.photo_line.value = f"Photo: <b>{html.escape(str(name))}</b>{size}"
         if preview is not None:
             self.preview.value = preview
@@ -295,11 +297,14 @@ class AttackApp:
         if not text:
             raise LabelError("no target: type a class name (e.g. king penguin), a class number, or untargeted")
         model_file = self._model_files[self.model.value]
+        robust = self.mode.value == "robust"
+        check_settings(epsilon=int(self.epsilon.value), max_steps=int(self.max_steps.value),
+                       until=float(self.until.value), robust=robust)
         return Settings(model_file=model_file, is_googlenet=self.model.value == GOOGLENET,
                         weights=GENERATED if self.weights.value == GENERATED_CHOICE else None,
                         device=self.device.value, photo=photo, photo_name=name, target_text=text,
                         epsilon=int(self.epsilon.value), max_steps=int(self.max_steps.value),
-                        until=float(self.until.value), robust=self.mode.value == "robust")
+                        until=float(self.until.value), robust=robust)
 
     def run(self) -> None:
         """Start one attack in a worker thread (Run); ignored while one is running."""
@@ -339,7 +344,8 @@ class AttackApp:
             if target is not None:
                 model.labels.index(target)  # an unknown name: one line, before any work
             self.status.value = "Reading the photo..."
-            photo = as_photo(settings.photo)
+            photo = settings.photo if isinstance(settings.photo, Photo) else read_photo(settings.photo)
+            check_photo_size(photo.pixels)
             self.progress.max, self.progress.value = settings.max_steps, 0
             trace = _Trace(self, model, target)
             self.status.value = "Attacking..."
@@ -413,12 +419,11 @@ class AttackApp:
             widgets.HTML(_top5_html(result.top5_before(), "Top 5 before", marks), layout=widgets.Layout(margin="0 2em 0 0")),
             widgets.HTML(_top5_html(result.top5_after(), "Top 5 after", marks)),
         ]
-        lines = [("FOOLED" if result.fooled else "NOT FOOLED") + ": " + result.summary()]
-        if result.suite is not None:
-            lines.append(f"fooled under {result.suite.n_fooled} of {result.suite.n_total} pipelines "
-                         f"({'robust' if result.robust else 'exact'} attack)")
+        verdict = "FOOLED" if result.fooled and check.ok else "NOT FOOLED"
+        lines = [f"{verdict}: {result.summary()}",
+                 f"the saved file, reloaded: {check.suite.summary()}; mode: {result.mode_text()}"]
         if result.stopped:
-            lines.append("stopped by you before the goal")
+            lines.append("stopped by you: the file holds the photo as it was at that step")
         lines.append(message)
         self.summary.value = "<br>".join(html.escape(line) for line in lines)
         names = list(self.downloads)
