@@ -78,8 +78,8 @@ def _model_files(extra: Sequence[PathLike]) -> dict[str, Path]:
             found[path.parent.name] = path.resolve()
     for path in extra:
         path = Path(path).expanduser().resolve()
-        if path not in found.values():
-            found[f"{path.parent.name} ({path})"] = path
+        if path not in found.values():  # named by its folder; by its path too where that name is taken
+            found[path.parent.name if path.parent.name not in found else f"{path.parent.name} ({path})"] = path
     return found
 
 
@@ -420,8 +420,7 @@ class AttackApp:
             widgets.HTML(_top5_html(result.top5_after(), "Top 5 after", marks)),
         ]
         verdict = "FOOLED" if result.fooled and check.ok else "NOT FOOLED"
-        lines = [f"{verdict}: {result.summary()}",
-                 f"the saved file, reloaded: {check.suite.summary()}; mode: {result.mode_text()}"]
+        lines = [f"{verdict}: {result.summary()}", f"mode: {result.mode_text()}"]
         if result.stopped:
             lines.append("stopped by you: the file holds the photo as it was at that step")
         lines.append(message)

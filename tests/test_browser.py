@@ -277,14 +277,14 @@ def test_errors_show_as_one_line_and_the_kernel_lives(browser, serve, tiny_model
     assert "Traceback" not in page.content()
     screenshot(page, "app-error")
 
-    page.locator(".bnn-app .widget-dropdown select").nth(1).select_option(label=f"broken ({broken / 'model.toml'})")
+    page.locator(".bnn-app .widget-dropdown select").nth(1).select_option(label="broken")
     page.wait_for_function("() => document.querySelector('.bnn-error-line')?.textContent.includes('absent.caffemodel')",
                            timeout=30_000)
     text = error.inner_text()
     assert "does not exist" in text and "\n" not in text.strip()
 
     # the kernel is alive and the app still works: back to the good model, a real run
-    page.locator(".bnn-app .widget-dropdown select").nth(1).select_option(label=f"{tiny_model_file.parent.name} ({tiny_model_file})")
+    page.locator(".bnn-app .widget-dropdown select").nth(1).select_option(label=tiny_model_file.parent.name)
     page.locator(TARGET_BOX).fill("pattern A")
     page.locator(".bnn-app button:has-text('Run')").click()
     page.locator(".bnn-summary").get_by_text("pattern A").first.wait_for(timeout=RUN_TIMEOUT_MS)
@@ -326,3 +326,69 @@ def test_an_upload_over_tornados_10_mib_default_arrives(browser, serve, tiny_mod
     upload(page, photo)
     assert page.locator(".bnn-app").get_by_text("(2048x2048)").count()
     page.close()
+
+
+class JupyterLab:
+    """docker/start-jupyter.sh (the image's Jupyter Lab, its flags as `make notebook`'s) on 127.0.0.1."""
+
+    def __init__(self, home: Path, log: Path, **environment: str):
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        (home / "breaking-nn" / "notebooks").mkdir(parents=True)
+        self.notebooks = home / "breaking-nn" / "notebooks"
+        env = {**os.environ, "HOME": str(home), "JUPYTER_TOKEN": self.token, "JUPYTER_IP": "127.0.0.1",
+               "JUPYTER_PORT": str(self.port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               "MPLBACKEND": "Agg", "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), **environment}
+        extra = ["--allow-root"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen([str(REPO / "docker" / "start-jupyter.sh"), *extra], env=env, cwd=home,
+                                        stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"Jupyter Lab exited with {self.process.returncode}:\n{log.read_text()}")
+            if _listening(self.port) and http_status(f"http://127.0.0.1:{self.port}/api/status?token={self.token}")[0] == 200:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"Jupyter Lab did not answer within 90 s:\n{log.read_text()}")
+
+    def stop(self) -> None:
+        Voila.stop(self)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_jupyterlab_shows_our_error_as_one_block_and_no_news_popup(browser, tmp_path):
+    """As a learner would: JupyterLab in Chromium, no weights, the set-up cell run; no request for news."""
+    lab = JupyterLab(tmp_path / "home", tmp_path / "lab.log", BREAKING_NN_WEIGHTS=str(tmp_path / "none.caffemodel"))
+    try:
+        write_notebook(lab.notebooks / "setup.ipynb", "import breaking_nn as bnn\nmodel = bnn.load_googlenet(download=False)")
+        assert "LabApp.news_url=None" in subprocess.run(["make", "-s", "-n", "notebook"], cwd=REPO, text=True,
+                                                        capture_output=True).stdout  # the same flags in `make notebook`
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"http://127.0.0.1:{lab.port}/lab/tree/setup.ipynb?token={lab.token}", timeout=120_000)
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus").first.wait_for(
+            timeout=120_000)
+        page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+        page.keyboard.press("Shift+Enter")
+        error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        error.first.wait_for(timeout=120_000)
+        text = error.first.inner_text()
+        assert text.startswith("WeightsError: GoogLeNet's weights are not at") and "%tb" in text
+        assert 'load_googlenet("generated")' in text  # the hint names the Python argument
+        assert len(text.strip().splitlines()) <= 3 and "weights.py" not in text  # one block, not a wall of red
+        page.wait_for_timeout(3000)
+        assert not page.get_by_text("Jupyter news").count()  # JupyterLab's news pop-up is off
+        assert not [url for url in requests if not url.startswith(f"http://127.0.0.1:{lab.port}")]
+        screenshot(page, "jupyterlab-error")
+        page.close()
+    finally:
+        lab.stop()
