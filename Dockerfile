@@ -60,6 +60,8 @@ COPY pyproject.toml README.md LICENSE /home/user/breaking-nn/
 COPY breaking_nn/ /home/user/breaking-nn/breaking_nn/
 RUN --mount=type=secret,id=ca-bundle \
     /src/docker/with-ca.sh /opt/venv/bin/pip install --quiet --no-deps -e /home/user/breaking-nn
+# JupyterLab never asks about, or fetches, news, and checks for no updates (as `make notebook`).
+COPY docker/jupyterlab-overrides.json /opt/venv/share/jupyter/lab/settings/overrides.json
 
 ARG BAKE_WEIGHTS=0
 RUN --mount=type=secret,id=ca-bundle mkdir -p /weights \

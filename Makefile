@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 WEIGHTS ?=
 FIGURES_DIR ?= figures
+# JupyterLab's settings overrides: never ask about, or fetch, news; no update check.
+LAB_OVERRIDES := .venv/share/jupyter/lab/settings/overrides.json
 JUPYTER_OPTIONS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
   --ServerApp.tornado_settings="{'websocket_max_message_size': 209715200}"
 
@@ -43,9 +45,12 @@ weights: setup
 ## Jupyter Lab on the project's environment, with its kernel registered. No
 ## requests to the internet of its own (news feed, update check); uploads up to
 ## 200 MiB (the websocket limit; Jupyter's default is 10 MiB).
-notebook: setup
+notebook: setup $(LAB_OVERRIDES)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (breaking-nn)" >/dev/null
 	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(JUPYTER_OPTIONS)
+
+$(LAB_OVERRIDES): docker/jupyterlab-overrides.json
+	install -D -m 644 $< $@
 
 ## The attack app (bnn.app()) as a web page with Voila, on 127.0.0.1; the URL
 ## printed carries a fresh token (JUPYTER_TOKEN=... to choose it; JUPYTER_PORT, default 8866).
