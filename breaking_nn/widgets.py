@@ -33,7 +33,6 @@ import io
 import re
 import tempfile
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +78,8 @@ def _model_files(extra: Sequence[PathLike]) -> dict[str, Path]:
     for path in extra:
         path = Path(path).expanduser().resolve()
         if path not in found.values():  # named by its folder; by its path too where that name is taken
-            found[path.parent.name if path.parent.name not in found else f"{path.parent.name} ({path})"] = path
+            where = f"~/{path.relative_to(Path.home())}" if path.is_relative_to(Path.home()) else str(path)
+            found[path.parent.name if path.parent.name not in found else f"{path.parent.name} ({where})"] = path
     return found
 
 
@@ -137,20 +137,20 @@ class Settings:
 class AttackApp:
     """The widgets and the worker thread behind :func:`app`; :attr:`widget` is what is displayed."""
 
-    def __init__(self, *, models: Sequence[PathLike] = (), model: Optional[str] = None,
+    def __init__(self, *, models: Sequence[PathLike] = (), model: Optional[PathLike] = None,
                  weights: str = TRAINED):
         self._model_files = _model_files(models)
         self._examples = _examples()
         self._models: dict[tuple, Classifier] = {}
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._photo: tuple[object, str] = (None, "")
+        self._photo: tuple[Union[Photo, str, None], str] = (None, "")
         self.result: Optional[PhotoAttackResult] = None
         self.downloads: dict[str, bytes] = {}
         self._build(model, weights)
 
     # -- layout ------------------------------------------------------------------------
-    def _build(self, model: Optional[str], weights: str) -> None:
+    def _build(self, model: Optional[PathLike], weights: str) -> None:
         w = widgets
         wide = w.Layout(width="34em")
         label = {"description_width": "8.5em"}
@@ -213,12 +213,12 @@ class AttackApp:
             section("1. Photo"), self.example, w.HBox([self.upload, upload_note]), self.url, self.photo_line,
             section("2. Model and goal"), self.model, self.weights, self.weights_note, self.device, self.target,
             section("3. Budget"), self.epsilon, self.max_steps, self.until, self.mode,
-            w.HBox([self.run_button, self.stop_button]), self.progress, self.status, self.error,
+            w.HBox([self.run_button, self.stop_button]), self.progress, self.status,
         ], layout=w.Layout(width="36em"))
         live = w.VBox([self.preview, self.chart], layout=w.Layout(margin="3em 0 0 1em"))
         self.widget = w.VBox([
             w.HTML("<h2 style='margin:0'>Fool the network with your own photo</h2>"),
-            w.HBox([controls, live]),
+            w.HBox([controls, live]), self.error,
             self.pictures, self.tables, self.summary, self.download,
         ], layout=w.Layout(max_width="75em"))
         self.widget.add_class("bnn-app")
@@ -253,6 +253,9 @@ class AttackApp:
                 photo = read_photo(Path(folder) / name)
         except BreakingNNError as exc:
             self._show_error(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - one line in the app, never a traceback in the log only
+            self._show_error(exc, unexpected=True)
             return
         self._set_photo(photo, name, _png(photo.pixels))
 
@@ -387,7 +390,7 @@ class AttackApp:
         if unexpected:
             text = f"unexpected {type(exc).__name__}: {text} (a bug: please report it)"
         self.status.value = ""
-        self.error.value = (f"<div class='bnn-error-line' style='color:#b00020;white-space:nowrap;overflow-x:auto'>"
+        self.error.value = (f"<div class='bnn-error-line' style='color:#b00020;margin:0.3em 0'>"
                             f"&#x26A0; {html.escape(text)}</div>")
 
     def _show_result(self, result: PhotoAttackResult, settings: Settings) -> None:
@@ -441,7 +444,6 @@ class _Trace:
         self.target = None if target is None else model.labels.index(target)
         self.original: Optional[int] = None
         self.history: list[np.ndarray] = []
-        self.last_draw = 0.0
 
     def step(self, n_updates: int, probs: np.ndarray) -> bool:
         """attack_photo's ``on_step``: record, redraw, and True (stop now) once Stop was clicked."""
@@ -478,7 +480,6 @@ class _Trace:
         fig.savefig(out, format="png")
         self.app.chart.value = out.getvalue()
         self.app.chart.layout.display = None
-        self.last_draw = time.monotonic()
 
 
 def _target(text: str) -> Union[int, str]:
@@ -486,7 +487,7 @@ def _target(text: str) -> Union[int, str]:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def app(*, models: Sequence[PathLike] = (), model: Optional[str] = None, weights: str = TRAINED) -> widgets.VBox:
+def app(*, models: Sequence[PathLike] = (), model: Optional[PathLike] = None, weights: str = TRAINED) -> widgets.VBox:
     """The attack app as one widget: display it (the last line of a cell), or serve it with Voilà.
 
     ``models``: more model files (model.toml) for the model menu, beside

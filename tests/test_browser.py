@@ -273,7 +273,7 @@ def test_errors_show_as_one_line_and_the_kernel_lives(browser, serve, tiny_model
     error.wait_for(timeout=60_000)
     text = error.inner_text()
     assert "unknown label name 'pattern Z'" in text and "\n" not in text.strip()
-    assert error.bounding_box()["height"] < 40  # one line on the page, not a traceback
+    assert error.bounding_box()["height"] < 40  # one line on the page (the app's full width), not a traceback
     assert "Traceback" not in page.content()
     screenshot(page, "app-error")
 
@@ -303,6 +303,7 @@ def test_shipped_app_page_shows_no_code_and_needs_its_token(browser, tmp_path):
         without = http_status(f"http://127.0.0.1:{server.port}/")
         assert without[0] == 302 and without[1].startswith("/login"), without
         assert http_status(server.url)[0] == 200
+        assert f"The app: {server.url}" in server.log.read_text()  # the URL to open, token included
         page, seconds = open_app(browser, server, "app-shipped")
         assert "import breaking_nn" not in page.content()  # Voilà strips the code cells' sources...
         assert page.locator(".jp-InputArea-editor, .CodeMirror, .cm-editor").count() == 0  # ...and shows no editor
