@@ -92,6 +92,7 @@ COPY --from=build --chown=user:user /weights /weights
 # driver (libcuda.so.1 among it); the CUDA runtime itself is in /opt/venv.
 ENV PATH=/opt/venv/bin:$PATH \
     BREAKING_NN_WEIGHTS=/weights/bvlc_googlenet.caffemodel \
+    APP_NOTEBOOK=/home/user/breaking-nn/notebooks/app.ipynb \
     MPLBACKEND=Agg \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 1000:1000
