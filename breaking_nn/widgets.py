@@ -11,7 +11,7 @@ of its own.
   given here), with its trained or generated weights.
 * **Target**: a class name completed as you type (or a number), or
   "untargeted". **Controls**: epsilon in whole grey levels (1-16), max steps,
-  until, robust or exact, and the device where Caffe has CUDA.
+  until (or just fooled), robust or exact, and the device where Caffe has CUDA.
 * **Run** starts the attack in a worker thread, so the kernel stays free to
   handle **Stop**: pycaffe holds Python's GIL during each forward/backward
   pass, and the worker checks Stop between steps (``on_step``). Caffe's
@@ -130,7 +130,7 @@ class Settings:
     target_text: str
     epsilon: int
     max_steps: int
-    until: float
+    until: Optional[float]  # None: just fooled (the target on top)
     robust: bool
 
 
@@ -182,6 +182,8 @@ class AttackApp:
         self.max_steps = w.BoundedIntText(value=50, min=1, max=10_000, description="Max steps", style=label)
         self.until = w.FloatSlider(value=0.9, min=0.05, max=0.99, step=0.01, description="Until p ≥",
                                    style=label, layout=wide, continuous_update=False)
+        self.just_fooled = w.Checkbox(value=False, description="just fooled: the target on top, no threshold",
+                                      indent=False, layout=w.Layout(margin="0 0 0 9em"))
         self.mode = w.ToggleButtons(options=["robust", "exact"], value="robust", description="Check",
                                     tooltips=["fooled under the suite of real-world pipelines",
                                               "fooled under the model's own pipeline only"], style=label)
@@ -202,6 +204,7 @@ class AttackApp:
         self.url.observe(self._on_url, names="value")
         self.model.observe(lambda _: self._load_labels(), names="value")
         self.weights.observe(lambda _: self._show_weights_note(), names="value")
+        self.just_fooled.observe(lambda change: setattr(self.until, "disabled", change["new"]), names="value")
         self.max_steps.observe(lambda change: setattr(self.progress, "max", change["new"]), names="value")
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
@@ -212,7 +215,7 @@ class AttackApp:
         controls = w.VBox([
             section("1. Photo"), self.example, w.HBox([self.upload, upload_note]), self.url, self.photo_line,
             section("2. Model and goal"), self.model, self.weights, self.weights_note, self.device, self.target,
-            section("3. Budget"), self.epsilon, self.max_steps, self.until, self.mode,
+            section("3. Budget"), self.epsilon, self.max_steps, self.until, self.just_fooled, self.mode,
             w.HBox([self.run_button, self.stop_button]), self.progress, self.status,
         ], layout=w.Layout(width="36em"))
         live = w.VBox([self.preview, self.chart], layout=w.Layout(margin="3em 0 0 1em"))
@@ -301,13 +304,14 @@ class AttackApp:
             raise LabelError("no target: type a class name (e.g. king penguin), a class number, or untargeted")
         model_file = self._model_files[self.model.value]
         robust = self.mode.value == "robust"
-        check_settings(epsilon=int(self.epsilon.value), max_steps=int(self.max_steps.value),
-                       until=float(self.until.value), robust=robust)
+        until = None if self.just_fooled.value else float(self.until.value)
+        check_settings(epsilon=int(self.epsilon.value), max_steps=int(self.max_steps.value), until=until,
+                       robust=robust)
         return Settings(model_file=model_file, is_googlenet=self.model.value == GOOGLENET,
                         weights=GENERATED if self.weights.value == GENERATED_CHOICE else None,
                         device=self.device.value, photo=photo, photo_name=name, target_text=text,
                         epsilon=int(self.epsilon.value), max_steps=int(self.max_steps.value),
-                        until=float(self.until.value), robust=robust)
+                        until=until, robust=robust)
 
     def run(self) -> None:
         """Start one attack in a worker thread (Run); ignored while one is running."""

@@ -113,3 +113,20 @@ def test_the_app_module_holds_no_attack_logic():
     source = inspect.getsource(widgets)
     for forbidden in ("import caffe", "forward_backward", "np.sign", "adjoint", "import_caffe"):
         assert forbidden not in source
+
+
+@pytest.mark.slow
+def test_just_fooled_stops_as_soon_as_the_target_is_on_top(tiny_model_file, tiny_photo):
+    app = bnn.app(models=[tiny_model_file], model=tiny_model_file).app
+    photo, label = tiny_photo
+    target = (label + 1) % 3
+    upload(app, photo, "p.png")
+    app.target.value, app.epsilon.value, app.mode.value = f"pattern {'ABC'[target]}", 8, "exact"
+    app.just_fooled.value = True
+    assert app.until.disabled
+    app.run_button.click()
+    app.wait(120)
+    result = app.result
+    assert not app.error.value and result.until is None and result.fooled, app.error.value
+    assert int(np.argmax(result.probabilities_after)) == target
+    assert all(int(np.argmax(p)) != target for p in result.steps[:-1])  # no earlier step had it on top
