@@ -89,8 +89,8 @@ def _png(picture: np.ndarray, *, longest: int = THUMBNAIL) -> bytes:
         picture = np.rint(np.clip(picture, 0.0, 1.0) * 255).astype(np.uint8)
     img = Image.fromarray(picture, "RGB")
     img.thumbnail((longest, longest), Image.Resampling.LANCZOS if max(img.size) > longest else Image.Resampling.NEAREST)
-    if max(img.size) < 96:  # a tiny photo (16x16): enlarge it, pixel for pixel, to be seen
-        factor = 96 // max(img.size)
+    if max(img.size) < longest // 2:  # a small photo: enlarge it, pixel for pixel, to be seen
+        factor = -(-(longest // 2) // max(img.size))
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     out = io.BytesIO()
     img.save(out, format="PNG")
@@ -411,7 +411,9 @@ class AttackApp:
         self.result = result
 
         def captioned(picture: np.ndarray, caption: str) -> widgets.VBox:
-            return widgets.VBox([widgets.Image(value=_png(picture), format="png"),
+            return widgets.VBox([widgets.Image(value=_png(picture), format="png",
+                                               layout=widgets.Layout(height="200px", width="auto",
+                                                                     object_fit="contain")),
                                  widgets.HTML(f"<center><small>{caption}</small></center>")])
 
         from .report import amplification
