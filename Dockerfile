@@ -60,6 +60,8 @@ COPY pyproject.toml README.md LICENSE /home/user/breaking-nn/
 COPY breaking_nn/ /home/user/breaking-nn/breaking_nn/
 RUN --mount=type=secret,id=ca-bundle \
     /src/docker/with-ca.sh /opt/venv/bin/pip install --quiet --no-deps -e /home/user/breaking-nn
+# JupyterLab never asks about, or fetches, news, and checks for no updates (as `make notebook`).
+COPY docker/jupyterlab-overrides.json /opt/venv/share/jupyter/lab/settings/overrides.json
 
 ARG BAKE_WEIGHTS=0
 RUN --mount=type=secret,id=ca-bundle mkdir -p /weights \
@@ -82,17 +84,23 @@ COPY --chown=user:user models/ /home/user/breaking-nn/models/
 COPY --chown=user:user notebooks/ /home/user/breaking-nn/notebooks/
 COPY --chown=user:user tests/ /home/user/breaking-nn/tests/
 COPY --chown=user:user docker/start-jupyter.sh /usr/local/bin/start-jupyter
+COPY --chown=user:user docker/start-app.sh /usr/local/bin/start-app
+COPY --chown=user:user docker/entrypoint.sh /usr/local/bin/breaking-nn-entrypoint
 COPY --from=build --chown=user:user /weights /weights
 
 # NVIDIA_DRIVER_CAPABILITIES: what `docker run --gpus all` maps in from the host's
 # driver (libcuda.so.1 among it); the CUDA runtime itself is in /opt/venv.
 ENV PATH=/opt/venv/bin:$PATH \
     BREAKING_NN_WEIGHTS=/weights/bvlc_googlenet.caffemodel \
+    APP_NOTEBOOK=/home/user/breaking-nn/notebooks/app.ipynb \
     MPLBACKEND=Agg \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 1000:1000
 WORKDIR /home/user/breaking-nn
 # Weights download here on first use; mount a volume to keep them.
 VOLUME /weights
-EXPOSE 8888
-CMD ["start-jupyter"]
+# `docker run ... breaking-nn` Jupyter Lab (8888); `... breaking-nn app` the attack app (Voila, 8866);
+# any other command runs as given.
+EXPOSE 8888 8866
+ENTRYPOINT ["breaking-nn-entrypoint"]
+CMD ["lab"]

@@ -4,8 +4,12 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 WEIGHTS ?=
 FIGURES_DIR ?= figures
+# JupyterLab's settings overrides: never ask about, or fetch, news; no update check.
+LAB_OVERRIDES := .venv/share/jupyter/lab/settings/overrides.json
+JUPYTER_OPTIONS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+  --ServerApp.tornado_settings="{'websocket_max_message_size': 209715200}"
 
-.PHONY: setup figures test test-fast weights notebook strip-notebooks benchmark docker-test docker-test-cpu docker-test-gpu clean clean-cache
+.PHONY: setup figures test test-fast test-browser chromium weights notebook app strip-notebooks benchmark docker-test docker-test-cpu docker-test-gpu clean clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -23,14 +27,36 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
+## The browser tests only: installs Debian's Chromium (apt, ~300 MB; as root or
+## with sudo) if missing, then drives the app in it (Voila + Playwright).
+test-browser: setup chromium
+	$(PY) -m pytest tests/test_browser.py
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
+
 ## Download and verify bvlc_googlenet.caffemodel into models/bvlc_googlenet/.
 weights: setup
 	$(PY) -m breaking_nn.weights
 
-## Jupyter Lab on the project's environment, with its kernel registered.
-notebook: setup
+## Jupyter Lab on the project's environment, with its kernel registered. No
+## requests to the internet of its own (news feed, update check); uploads up to
+## 200 MiB (the websocket limit; Jupyter's default is 10 MiB).
+notebook: setup $(LAB_OVERRIDES)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (breaking-nn)" >/dev/null
-	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(JUPYTER_OPTIONS)
+
+$(LAB_OVERRIDES): docker/jupyterlab-overrides.json
+	install -D -m 644 $< $@
+
+## The attack app (bnn.app()) as a web page with Voila, on 127.0.0.1; the URL
+## printed carries a fresh token (JUPYTER_TOKEN=... to choose it; JUPYTER_PORT, default 8866).
+app: setup
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (breaking-nn)" >/dev/null
+	JUPYTER_IP=127.0.0.1 APP_NOTEBOOK=notebooks/app.ipynb PATH="$(CURDIR)/.venv/bin:$$PATH" docker/start-app.sh
 
 ## Remove outputs from the notebooks (a test keeps them committed clean).
 strip-notebooks: setup

@@ -23,6 +23,11 @@ and several models at once (same implementation, same numbers)::
     bnn.plotting.plot_steps(steps, ["mouse", "king penguin"], labels=model.labels)
 
 ``bnn.use_model(model)`` makes a model current; ``bnn.current_model()`` returns it.
+
+``bnn.app()`` is the same attack as a widget app (upload, target, Run, download);
+``make app`` serves it as a web page. Inside IPython and Jupyter, breaking_nn's
+own errors show as their message alone (``%tb`` for the traceback;
+``bnn.short_errors(False)`` turns this off).
 """
 from . import attack, plotting
 from .blog_api import compute_gradient, current_model, plot_steps, predict, trick, use_model
@@ -30,12 +35,23 @@ from .errors import (AttackError, BreakingNNError, CaffeNotAvailableError, Image
                      SaveError, WeightsError)
 from .images import BLOG_IMAGE_URL, default_image, load_blog_image, load_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT, Labels, get_label_name, imagenet_labels
-from .model import Classifier, format_predictions, load_googlenet, load_model
+from .model import Classifier, GeneratedWeightsWarning, format_predictions, load_googlenet, load_model
+from .notebook_errors import short_errors
 from .photo_attack import PhotoAttackResult, attack_photo
 from .plotting import blog_style, gradient_picture, show_gradient, show_image
 from .weights import download_weights
 
 __version__ = "0.1.0"
+
+
+def app(**options):
+    """The attack app (ipywidgets; see :func:`breaking_nn.widgets.app` for ``options``)."""
+    from .widgets import app as make_app  # ipywidgets is imported only by those who use the app
+
+    return make_app(**options)
+
+
+short_errors(True)  # inside IPython only: our errors as their message alone (see notebook_errors)
 
 __all__ = [
     "predict", "compute_gradient", "trick", "plot_steps", "get_label_name", "use_model", "current_model",
@@ -43,5 +59,5 @@ __all__ = [
     "Classifier", "Labels", "imagenet_labels", "format_predictions", "show_image",
     "show_gradient", "gradient_picture", "blog_style", "download_weights", "BLOG_IMAGE_URL",
     "BreakingNNError", "CaffeNotAvailableError", "ImageLoadError", "LabelError", "ModelError",
-    "WeightsError", "AttackError", "SaveError", "attack_photo", "PhotoAttackResult", "KING_PENGUIN", "PERSIAN_CAT", "COMPUTER_KEYBOARD", "MOUSE",
+    "WeightsError", "AttackError", "SaveError", "attack_photo", "app", "short_errors", "GeneratedWeightsWarning", "PhotoAttackResult", "KING_PENGUIN", "PERSIAN_CAT", "COMPUTER_KEYBOARD", "MOUSE",
 ]

@@ -17,8 +17,6 @@ import argparse
 import contextlib
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Optional
 
 from .errors import AttackError, BreakingNNError, SaveError
@@ -126,25 +124,24 @@ def _number(text: str, option: str, kind=float):
         raise AttackError(f"{option} must be {noun}, not {text!r}") from None
 
 
-def _load_model(args, stack: contextlib.ExitStack, say):
+def _load_model(args, say):
     """The model the options name: --model's file or GoogLeNet, with --weights (or generated ones)."""
-    from .model import load_googlenet, load_model
+    import warnings
 
-    weights = args.weights
-    if weights == "generated":
-        from . import paths
-        from .generated import WARNING, generate_weights
-        from .model_file import read_model_file
+    from .generated import WARNING
+    from .model import GeneratedWeightsWarning, load_googlenet, load_model
 
-        prototxt = read_model_file(args.model).prototxt if args.model else paths.googlenet_prototxt()
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        weights = generate_weights(prototxt, tmp / "generated.caffemodel")
+    if args.model and not str(args.model).endswith(".toml"):
+        raise AttackError(f"--model takes a model file (model.toml), not {args.model!r}")
+    with warnings.catch_warnings():  # the command says it in its own words
+        warnings.simplefilter("ignore", GeneratedWeightsWarning)
+        if args.model:
+            model = load_model(args.model, args.weights, device=args.device)
+        else:
+            model = load_googlenet(args.weights, device=args.device)
+    if args.weights == "generated":
         say(f"WARNING: {WARNING}")
-    if args.model:
-        if not str(args.model).endswith(".toml"):
-            raise AttackError(f"--model takes a model file (model.toml), not {args.model!r}")
-        return load_model(args.model, weights, device=args.device)
-    return load_googlenet(weights, device=args.device)
+    return model
 
 
 def _target(text: Optional[str]):
@@ -184,7 +181,7 @@ def run_attack(args, stack: contextlib.ExitStack) -> int:
             raise SaveError("--report and --out name the same file: give them different names")
     photo = read_photo(args.photo)
     check_photo_size(photo.pixels)
-    model = _load_model(args, stack, say)
+    model = _load_model(args, say)
     target = _target(args.target)
     if target is not None:
         model.labels.index(target)  # an unknown name: LabelError with suggestions, before any work
@@ -218,7 +215,7 @@ def run_predict(args, stack: contextlib.ExitStack) -> int:
     if k < 1:
         raise AttackError(f"-k must be a whole number >= 1, not {k}")
     image = load_image(args.photo)
-    model = _load_model(args, stack, print)
+    model = _load_model(args, print)
     probs = model.forward(model.preprocess(image))
     print(format_predictions(probs, model.labels, min(k, model.n_classes)))
     return EXIT_OK

@@ -12,22 +12,21 @@ Writes ``nn-1.png`` (the cat), ``nn-2.png`` (gradient toward mouse),
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import sys
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from . import paths
 from .attack import trick
 from .atomic import atomic_path
 from .errors import BreakingNNError, WeightsError
+from .generated import WARNING
 from .images import load_blog_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT
-from .model import Classifier, format_predictions, load_googlenet
+from .model import Classifier, GeneratedWeightsWarning, format_predictions, load_googlenet
 
 def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: bool = False) -> list[Path]:
     """Draw the seven figures for ``image`` (H, W, 3) RGB 0-1 into ``out``; return their paths."""
@@ -96,16 +95,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "'generated' runs on generated weights, whose predictions mean nothing")
     args = parser.parse_args(argv)
     try:
-        with contextlib.ExitStack() as stack:
-            weights = args.weights
-            if weights == "generated":
-                from .generated import WARNING, generate_weights
-
-                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                weights = generate_weights(paths.googlenet_prototxt(), tmp / "generated.caffemodel")
-                print(f"WARNING: {WARNING}")
-            model = load_googlenet(weights)
-            written = make_figures(model, load_blog_image(args.image), args.out, progress=True)
+        with warnings.catch_warnings():  # said below in the command's own words
+            warnings.simplefilter("ignore", GeneratedWeightsWarning)
+            model = load_googlenet(args.weights)
+        if args.weights == "generated":
+            print(f"WARNING: {WARNING}")
+        written = make_figures(model, load_blog_image(args.image), args.out, progress=True)
     except BreakingNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if isinstance(exc, WeightsError):

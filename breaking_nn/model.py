@@ -10,9 +10,11 @@ Data layouts used throughout (see :mod:`breaking_nn.preprocessing`):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -22,6 +24,8 @@ from . import paths
 from .caffe_runtime import import_caffe, use_device
 from .current import set_current
 from .errors import CaffeNotAvailableError, ModelError
+from .generated import WARNING as GENERATED_WARNING
+from .generated import generate_weights
 from .labels import Label, Labels
 from .model_check import check_model_files
 from .model_file import BLOG_PREPROCESS, ModelSpec, read_model_file
@@ -29,6 +33,12 @@ from .preprocessing import Preprocessing
 from .weights import download_weights, resolve_weights
 
 PathLike = Union[str, Path]
+#: The ``weights`` value that loads seeded random weights instead of a caffemodel.
+GENERATED = "generated"
+
+
+class GeneratedWeightsWarning(UserWarning):
+    """A model was loaded with generated weights: its predictions mean nothing."""
 
 
 class Classifier:
@@ -297,6 +307,10 @@ def load_model(
     the blog's preprocessing; ``labels`` is a :class:`Labels` or a label file,
     ``caffemodel`` None leaves the net untrained.
 
+    ``weights="generated"`` loads seeded random weights instead
+    (:mod:`breaking_nn.generated`; nothing is downloaded, every prediction is
+    meaningless, a :class:`GeneratedWeightsWarning` says so).
+
     ``force_backward`` turns on ``force_backward: true`` if the prototxt lacks
     it (without it the input gradient is all zeros). ``device`` is "cpu" or
     "gpu" (CUDA build only). ``weight_gradients`` (default False: backward
@@ -306,19 +320,25 @@ def load_model(
 
     >>> model = load_model("models/open_nsfw/model.toml")   # doctest: +SKIP
     """
-    spec = _model_spec(model, weights, labels)
-    weights_path = _weights_of(spec)
-    # Before Caffe opens them: a bad file is a ModelError, not an aborted process.
-    check_model_files(spec.prototxt, weights_path)
-    caffe = import_caffe()
-    use_device(device, gpu_id)
-    definition = _with_force_backward(spec.prototxt) if force_backward else None
-    try:
-        kwargs = {"weights": str(weights_path)} if weights_path is not None else {}
-        net = caffe.Net(str(definition or spec.prototxt), caffe.TEST, **kwargs)
-    finally:
-        if definition is not None and definition != spec.prototxt:
-            definition.unlink(missing_ok=True)
+    generated = _is_generated(weights)
+    spec = _model_spec(model, None if generated else weights, labels)
+    with contextlib.ExitStack() as stack:
+        if generated:  # written to a temporary folder, read by Caffe below, then removed
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breaking-nn-generated-")))
+            spec = spec.with_weights(generate_weights(spec.prototxt, folder / "generated.caffemodel"))
+            warnings.warn(f"{spec.name}: {GENERATED_WARNING}", GeneratedWeightsWarning, stacklevel=2)
+        weights_path = _weights_of(spec)
+        # Before Caffe opens them: a bad file is a ModelError, not an aborted process.
+        check_model_files(spec.prototxt, weights_path)
+        caffe = import_caffe()
+        use_device(device, gpu_id)
+        definition = _with_force_backward(spec.prototxt) if force_backward else None
+        try:
+            kwargs = {"weights": str(weights_path)} if weights_path is not None else {}
+            net = caffe.Net(str(definition or spec.prototxt), caffe.TEST, **kwargs)
+        finally:
+            if definition is not None and definition != spec.prototxt:
+                definition.unlink(missing_ok=True)
     try:
         model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name,
                            weight_gradients=weight_gradients)
@@ -340,8 +360,9 @@ def load_googlenet(
 
     Loads ``models/bvlc_googlenet/model.toml``. ``weights`` defaults to
     ``BREAKING_NN_WEIGHTS`` or ``models/bvlc_googlenet/``, downloaded (53.5 MB,
-    verified) when missing and ``download`` is true. It becomes the current
-    model, as with :func:`load_model`.
+    verified) when missing and ``download`` is true; ``"generated"`` loads
+    seeded random weights instead (no download; meaningless predictions). It
+    becomes the current model, as with :func:`load_model`.
     ``weight_gradients``: see :meth:`Classifier.set_weight_gradients`.
     """
     model_file = paths.googlenet_model_file()
@@ -350,8 +371,20 @@ def load_googlenet(
             f"GoogLeNet's model file {model_file} is missing: run from the breaking-nn checkout "
             "(pip install -e .) or set BREAKING_NN_MODELS_DIR to its models/ folder"
         )
+    if _is_generated(weights):
+        with warnings.catch_warnings():  # raised again below, pointing at the caller's line
+            warnings.simplefilter("ignore", GeneratedWeightsWarning)
+            model = load_model(read_model_file(model_file).with_weights(None), GENERATED, device=device,
+                               gpu_id=gpu_id, weight_gradients=weight_gradients)
+        warnings.warn(f"{model.name}: {GENERATED_WARNING}", GeneratedWeightsWarning, stacklevel=2)
+        return model
     spec = read_model_file(model_file).with_weights(resolve_weights(weights, download=download))
     return load_model(spec, device=device, gpu_id=gpu_id, weight_gradients=weight_gradients)
+
+
+def _is_generated(weights: object) -> bool:
+    """Whether ``weights`` asks for generated weights (the string "generated")."""
+    return isinstance(weights, str) and weights == GENERATED
 
 
 def _model_spec(model: Union[PathLike, ModelSpec], weights: Optional[PathLike],

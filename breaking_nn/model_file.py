@@ -6,6 +6,8 @@ Example (``models/bvlc_googlenet/model.toml`` is another)::
     prototxt = "deploy.prototxt"                  # relative to this file
     weights = "resnet_50_1by2_nsfw.caffemodel"    # a local path, or with url + sha1 + size,
                                                   # where the download is saved
+    # url = "https://..."         # where to download it from, or
+    # urls = ["https://a/...", "https://b/..."]   # sources tried in order (same SHA-1)
     labels = ["safe for work", "not safe for work"]   # or labels_file = "synset_words.txt"
 
     [preprocess]
@@ -42,7 +44,7 @@ else:  # pragma: no cover - Python 3.10 (Ubuntu 22.04)
     import tomli as tomllib
 
 PathLike = Union[str, Path]
-TOP_KEYS = {"name": str, "description": str, "prototxt": str, "weights": str, "url": str, "sha1": str,
+TOP_KEYS = {"name": str, "description": str, "prototxt": str, "weights": str, "url": str, "urls": list, "sha1": str,
             "size": int, "labels": list, "labels_file": str, "preprocess": dict}
 REQUIRED_KEYS = ("name", "prototxt", "preprocess")
 PREPROCESS_KEYS = {"resize": list, "crop": list, "mean_bgr": list, "raw_scale": (int, float),
@@ -100,10 +102,19 @@ def read_model_file(path: PathLike) -> ModelSpec:
 
 def _weights(path: Path, table: dict) -> tuple[Path, Optional[WeightsFile]]:
     """(weights path, download or None) from the file's weights, url, sha1 and size keys."""
+    if "url" in table and "urls" in table:
+        raise ModelError(f"{path}: give 'url' (one source) or 'urls' (sources tried in order), not both: "
+                         "move the url into the urls list")
+    if "urls" in table:
+        urls = table["urls"]
+        if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+            raise ModelError(f"{path}: 'urls' must be a non-empty list of http(s) URLs serving the same file, "
+                             f"not {urls!r}")
+        table = {**table, "url": urls[0]}
     download_keys = [k for k in ("url", "sha1", "size") if k in table]
     if download_keys and len(download_keys) != 3:
         missing = ", ".join(k for k in ("url", "sha1", "size") if k not in table)
-        raise ModelError(f"{path}: a download needs url, sha1 and size together; add {missing}")
+        raise ModelError(f"{path}: a download needs url (or urls), sha1 and size together; add {missing}")
     if not download_keys:
         if "weights" not in table:
             raise ModelError(f"{path}: missing key 'weights': give the caffemodel's path, "
@@ -118,7 +129,8 @@ def _weights(path: Path, table: dict) -> tuple[Path, Optional[WeightsFile]]:
     if table["size"] <= 0:
         raise ModelError(f"{path}: size must be the file's size in bytes, not {table['size']!r}")
     name = table.get("weights") or table["url"].rstrip("/").rsplit("/", 1)[-1]
-    return path.parent / name, WeightsFile(url=table["url"], size=table["size"], sha1=table["sha1"])
+    urls = table.get("urls") or [table["url"]]
+    return path.parent / name, WeightsFile(url=urls[0], mirrors=tuple(urls[1:]), size=table["size"], sha1=table["sha1"])
 
 
 def _labels(path: Path, table: dict) -> Labels:

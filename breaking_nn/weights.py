@@ -27,26 +27,43 @@ from .errors import WeightsError
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """Where a weights file comes from and what it must be: size in bytes, SHA-1 hex."""
+    """Where a weights file comes from and what it must be: size in bytes, SHA-1 hex.
+
+    ``url`` is tried first, then each of ``mirrors`` in order; every source must
+    serve the very same file (same size and SHA-1).
+    """
 
     url: str
     size: int
     sha1: str
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every source, in the order they are tried: ``url``, then the mirrors."""
+        return (self.url, *self.mirrors)
 
 
 GOOGLENET = WeightsFile(
     url="http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel",
     size=53_533_754,
     sha1="405fc5acd08a3bb12de8ee5e23a96bec22f08204",
+    # BVLC's old host is often down; these two serve the same file (same SHA-1).
+    mirrors=(
+        "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/caffe/models/bvlc_googlenet/bvlc_googlenet.caffemodel",
+        "https://www.deepdetect.com/downloads/platform/pretrained/caffe/googlenet/bvlc_googlenet.caffemodel",
+    ),
 )
 
 
 def how_to_get(dest: Path, spec: WeightsFile = GOOGLENET) -> str:
-    """The instructions printed wherever the weights are missing."""
+    """The instructions printed wherever the weights are missing: shell and Python both."""
     return (
         f"Get them with `make weights` (or `python -m breaking_nn.weights --dest {dest}`), "
         f"or download {spec.url} by hand ({spec.size:,} bytes, SHA-1 {spec.sha1}) "
-        f"and save it as {dest}, or set BREAKING_NN_WEIGHTS to the path of your copy."
+        f"and save it as {dest}, or set BREAKING_NN_WEIGHTS to the path of your copy. "
+        "To try the code without them (meaningless predictions): load_googlenet(\"generated\") in Python, "
+        "--weights generated on the command line."
     )
 
 
@@ -76,34 +93,49 @@ def download_weights(
 ) -> Path:
     """Download ``spec`` (GoogLeNet by default) to ``dest`` and return its path.
 
-    ``dest`` defaults to :func:`breaking_nn.paths.googlenet_weights`; ``url``
-    overrides ``spec.url`` (a mirror). An already verified file is kept as it
-    is. The download (pooch) goes to a temporary file beside ``dest``, is
-    checked against ``spec.sha1`` and only then moved into place. Raises
-    :class:`WeightsError` on any failure, leaving nothing at ``dest`` that was
-    not there before; its message ends with ``hint`` (default: how to get
-    GoogLeNet's weights).
+    ``dest`` defaults to :func:`breaking_nn.paths.googlenet_weights`. The
+    sources are tried in order (``spec.urls``: its URL, then its mirrors) until
+    one serves the right file; ``url`` replaces them all with that one. An
+    already verified file is kept as it is. Each download (pooch) goes to a
+    temporary file beside ``dest``, is checked against ``spec.sha1`` and only
+    then moved into place. Raises :class:`WeightsError` when no source gives
+    the file, naming every URL tried and why it failed, and leaving nothing at
+    ``dest`` that was not there before; its message ends with ``hint``
+    (default: how to get GoogLeNet's weights).
     """
-    import pooch
-
     dest = Path(dest) if dest is not None else paths.googlenet_weights()
-    url = url or spec.url
+    urls = (url,) if url else spec.urls
     hint = hint or how_to_get(dest, spec)
     if is_verified(dest, spec):
         return dest
+    failures = []
+    for source in urls:
+        failure = _fetch(source, dest, spec, progress=progress, timeout=timeout)
+        if failure is None:
+            return dest
+        failures.append(f"{source}: {failure}")
+    if len(failures) == 1:
+        raise WeightsError(f"could not download {failures[0]}. Nothing was saved. {hint}")
+    tried = "; ".join(f"({i}) {f}" for i, f in enumerate(failures, 1))
+    raise WeightsError(f"could not download {dest.name} from any of its {len(failures)} sources, tried in order: "
+                       f"{tried}. Nothing was saved. {hint}")
+
+
+def _fetch(url: str, dest: Path, spec: WeightsFile, *, progress: bool, timeout: float) -> Optional[str]:
+    """Download ``url`` to ``dest`` through pooch, verified: None, or why it failed (one phrase)."""
+    import pooch
+
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
     try:
         pooch.retrieve(url, known_hash=f"sha1:{spec.sha1}", fname=dest.name, path=dest.parent, downloader=downloader)
     except requests.HTTPError as exc:
-        response = exc.response
-        raise WeightsError(f"could not download {url}: HTTP {response.status_code} {response.reason}. "
-                           f"Nothing was saved. {hint}") from None
+        return f"HTTP {exc.response.status_code} {exc.response.reason}"
     except requests.RequestException as exc:
-        raise WeightsError(f"{network_failure(url, exc)} Nothing was saved. {hint}") from None
+        return network_failure(url, exc).removeprefix(f"could not download {url}: ")  # the URL leads the line
     except ValueError as exc:  # pooch: the hash does not match
-        raise WeightsError(f"download of {url} failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is "
-                           f"corrupt or not the one expected. Nothing was saved. {hint}") from None
-    return dest
+        return (f"failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is corrupt or not the one "
+                "expected")
+    return None
 
 
 def network_failure(url: str, exc: requests.RequestException) -> str:

@@ -98,4 +98,7 @@ if buildah run --isolation chroot --env JUPYTER_TOKEN= "$ctr" -- start-jupyter >
   die "start-jupyter accepted an empty JUPYTER_TOKEN"
 fi
 say "an empty JUPYTER_TOKEN is refused"
+
+# The attack app (Voila): token required, not root (docker/check-app.sh).
+docker/check-app.sh "$ctr" || die "the app's checks failed"
 lap "all image checks passed"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The image's command: Jupyter Lab, token authentication always on.
+# The image's command: Jupyter Lab, token authentication always on, no requests of
+# its own to the internet (JupyterLab's news feed and update check are off), uploads
+# up to 200 MiB (the websocket message limit; tornado's default is 10 MiB).
 #   JUPYTER_TOKEN  the token; unset, a random one is made and printed; empty is refused
 #   JUPYTER_IP     address to listen on (default 0.0.0.0: reachable through -p 8888:8888)
 #   JUPYTER_PORT   port (default 8888)
@@ -12,4 +14,6 @@ export JUPYTER_TOKEN=${JUPYTER_TOKEN:-$(python3 -c 'import secrets; print(secret
 port=${JUPYTER_PORT:-8888}
 echo "Jupyter Lab: http://127.0.0.1:$port/lab?token=$JUPYTER_TOKEN"
 exec jupyter lab --no-browser --ip="${JUPYTER_IP:-0.0.0.0}" --port="$port" \
-  --ServerApp.root_dir="$HOME/breaking-nn/notebooks" --IdentityProvider.token="$JUPYTER_TOKEN" "$@"
+  --ServerApp.root_dir="$HOME/breaking-nn/notebooks" --IdentityProvider.token="$JUPYTER_TOKEN" \
+  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+  --ServerApp.tornado_settings="{'websocket_max_message_size': 209715200}" "$@"

@@ -159,13 +159,14 @@ def test_offline_without_weights_the_first_call_gives_the_weights_error(tmp_path
     no_proxy_here = refused_url.rsplit("/", 1)[0]  # a loopback port where nothing listens
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.update(BREAKING_NN_WEIGHTS=str(missing), HTTP_PROXY=no_proxy_here, http_proxy=no_proxy_here,
-               MPLBACKEND="Agg")
+               HTTPS_PROXY=no_proxy_here, https_proxy=no_proxy_here, MPLBACKEND="Agg")  # the mirrors are https
     result = subprocess.run([sys.executable, "-c", OFFLINE_SESSION], capture_output=True, text=True, cwd=REPO,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     errors = json.loads(result.stdout.splitlines()[-1])
     message = errors["predict"]
-    assert message.startswith("could not download http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel")
+    assert message.startswith("could not download bvlc_googlenet.caffemodel from any of its 3 sources")
+    assert "(1) http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel" in message  # BVLC's, then the mirrors
     assert "127.0.0.1" in message  # it went to the loopback proxy, never to the network
     assert "make weights" in message and "BREAKING_NN_WEIGHTS" in message and str(missing) in message
 

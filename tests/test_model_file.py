@@ -108,7 +108,7 @@ def test_bad_model_files_are_one_clear_error(tiny_folder, case, edit, message):
 def test_a_download_needs_url_sha1_and_size(tmp_path):
     (tmp_path / "deploy.prototxt").write_text("")
     (tmp_path / "model.toml").write_text(GOOD.replace('weights = "tiny.caffemodel"', 'url = "http://x/m.caffemodel"'))
-    with pytest.raises(ModelError, match="url, sha1 and size together; add sha1, size"):
+    with pytest.raises(ModelError, match=r"url \(or urls\), sha1 and size together; add sha1, size"):
         read_model_file(tmp_path / "model.toml")
 
 
@@ -150,3 +150,42 @@ def test_a_failed_model_file_download_names_the_model_file(tiny_folder, http_ser
         bnn.load_model(tiny_folder / "model.toml")
     assert "make weights" not in str(info.value)
     assert sorted(p.name for p in tiny_folder.iterdir()) == ["deploy.prototxt", "model.toml"]
+
+
+def test_url_and_urls_together_are_a_model_error(tiny_folder):
+    (tiny_folder / "model.toml").write_text(GOOD.replace(
+        'weights = "tiny.caffemodel"',
+        'url = "http://a.example/t.caffemodel"\nurls = ["http://b.example/t.caffemodel"]\n'
+        f'sha1 = "{"0" * 40}"\nsize = 10'))
+    with pytest.raises(ModelError, match=r"give 'url' \(one source\) or 'urls' \(sources tried in order\), not both"):
+        read_model_file(tiny_folder / "model.toml")
+
+
+@pytest.mark.parametrize("urls", ["[]", '["ftp://x/t.caffemodel"]', '[1, 2]'])
+def test_bad_urls_are_a_model_error(tiny_folder, urls):
+    (tiny_folder / "model.toml").write_text(GOOD.replace(
+        'weights = "tiny.caffemodel"', f'urls = {urls}\nsha1 = "{"0" * 40}"\nsize = 10'))
+    with pytest.raises(ModelError, match="'urls' must be a non-empty list of http"):
+        read_model_file(tiny_folder / "model.toml")
+
+
+@pytest.mark.slow
+def test_model_file_urls_are_tried_in_order(tiny_folder, http_server, refused_url):
+    """urls = [dead, wrong file, right file]: the model loads from the third."""
+    import hashlib
+
+    body = (tiny_folder / "tiny.caffemodel").read_bytes()
+    (tiny_folder / "tiny.caffemodel").unlink()
+    http_server.routes["/wrong.caffemodel"] = (200, body[::-1], {})
+    http_server.routes["/tiny.caffemodel"] = (200, body, {})
+    urls = [refused_url, http_server.url("/wrong.caffemodel"), http_server.url("/tiny.caffemodel")]
+    (tiny_folder / "model.toml").write_text(GOOD.replace(
+        'weights = "tiny.caffemodel"',
+        f'weights = "tiny.caffemodel"\nurls = {urls!r}\nsha1 = "{hashlib.sha1(body).hexdigest()}"\nsize = {len(body)}'
+        .replace("'", '"')))
+    spec = read_model_file(tiny_folder / "model.toml")
+    assert spec.download.urls == tuple(urls)
+    model = bnn.load_model(tiny_folder / "model.toml")
+    assert (tiny_folder / "tiny.caffemodel").read_bytes() == body
+    assert http_server.hits == {"/wrong.caffemodel": 1, "/tiny.caffemodel": 1}
+    assert model.n_classes == 3

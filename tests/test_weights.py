@@ -98,3 +98,47 @@ def test_resolve_weights(tmp_path, monkeypatch):
         w.resolve_weights(download=False)
     (tmp_path / "env.caffemodel").write_bytes(b"x")
     assert w.resolve_weights(download=False) == tmp_path / "env.caffemodel"
+
+
+def test_googlenet_mirrors_serve_the_same_file_and_match_the_model_file():
+    from breaking_nn import paths
+    from breaking_nn.model_file import read_model_file
+
+    assert w.GOOGLENET.urls[0] == w.GOOGLENET.url
+    assert [u.split("://")[1].split("/")[0] for u in w.GOOGLENET.urls] == [
+        "dl.caffe.berkeleyvision.org", "apache-mxnet.s3-accelerate.dualstack.amazonaws.com", "www.deepdetect.com"]
+    download = read_model_file(paths.googlenet_model_file()).download
+    assert download.urls == w.GOOGLENET.urls and download.sha1 == w.GOOGLENET.sha1 and download.size == w.GOOGLENET.size
+
+
+def test_sources_are_tried_in_order_until_one_serves_the_right_file(http_server, refused_url, tmp_path):
+    """The first source is dead, the second serves a wrong file, the third the right one."""
+    http_server.routes["/wrong.caffemodel"] = (200, BODY[::-1], {})
+    http_server.routes["/right.caffemodel"] = (200, BODY, {})
+    spec = w.WeightsFile(url=refused_url, mirrors=(http_server.url("/wrong.caffemodel"), http_server.url("/right.caffemodel")),
+                         size=len(BODY), sha1=hashlib.sha1(BODY).hexdigest())
+    dest = tmp_path / "m.caffemodel"
+    assert w.download_weights(dest, spec=spec, progress=False, timeout=5) == dest
+    assert dest.read_bytes() == BODY
+    assert http_server.hits == {"/wrong.caffemodel": 1, "/right.caffemodel": 1}
+    assert leftovers(tmp_path) == ["m.caffemodel"]
+
+
+def test_when_no_source_answers_the_error_names_every_url_tried(http_server, refused_url, tmp_path):
+    http_server.routes["/wrong.caffemodel"] = (200, BODY[::-1], {})
+    urls = [refused_url, http_server.url("/wrong.caffemodel"), http_server.url("/gone.caffemodel")]
+    spec = w.WeightsFile(url=urls[0], mirrors=tuple(urls[1:]), size=len(BODY), sha1=hashlib.sha1(BODY).hexdigest())
+    with pytest.raises(WeightsError) as info:
+        w.download_weights(tmp_path / "m.caffemodel", spec=spec, progress=False, timeout=5)
+    message = str(info.value)
+    assert "from any of its 3 sources" in message
+    positions = [message.index(url) for url in urls]
+    assert positions == sorted(positions)  # in the order they were tried
+    assert "ConnectionError" in message and "SHA-1" in message and "HTTP 404" in message
+    assert "Nothing was saved" in message and 'load_googlenet("generated")' in message
+    assert leftovers(tmp_path) == []
+
+
+def test_the_how_to_names_the_python_argument_beside_the_commands(tmp_path):
+    text = w.how_to_get(tmp_path / "g.caffemodel")
+    assert "make weights" in text and "--weights generated" in text and 'load_googlenet("generated")' in text

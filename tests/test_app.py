@@ -1,0 +1,132 @@
+"""bnn.app() driven from Python (no browser): the same library calls as the CLI, Stop, one-line errors."""
+import datetime
+import html
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import breaking_nn as bnn
+
+
+def upload(app, array: np.ndarray, name: str) -> None:
+    """What the browser's FileUpload sends: the file's bytes and facts."""
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    data = out.getvalue()
+    app.upload.value = ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+
+
+@pytest.fixture
+def tiny_photo():
+    """(52x68 photo of a tiny-classifier pattern, its class), as the CLI's tests make it."""
+    from skimage.transform import resize
+    from tiny_classifier import make_images
+
+    images, labels = make_images(1, np.random.default_rng(7))
+    return np.rint(resize(images[0], (52, 68), order=1) * 255).astype(np.uint8), int(labels[0])
+
+
+@pytest.mark.slow
+def test_run_gives_the_verified_file_for_download(tiny_model_file, tiny_photo):
+    widget = bnn.app(models=[tiny_model_file], model=tiny_model_file)
+    app = widget.app
+    assert app.model.value.startswith("tiny") and list(app.target.options) == ["untargeted", "pattern A", "pattern B",
+                                                                               "pattern C"]
+    photo, label = tiny_photo
+    target = (label + 1) % 3
+    upload(app, photo, "my photo.png")
+    assert "my photo.png" in app.photo_line.value and "68x52" in app.photo_line.value
+    app.target.value, app.epsilon.value = f"pattern {'ABC'[target]}", 8
+    app.run_button.click()
+    app.wait(120)
+    assert not app.error.value, app.error.value
+    assert app.result.target == target and app.result.fooled and app.result.robust, app.result.summary()
+    assert app.progress.value == app.result.n_updates
+    assert app.chart.value[:4] == b"\x89PNG" and len(app.pictures.children) == 3
+    name = f"my-photo-pattern-{'abc'[target]}.png"
+    assert list(app.downloads) == [name, name.replace(".png", "-report.png")]
+    assert "verified: " + name in app.summary.value and name in app.download.value
+    saved = np.asarray(Image.open(io.BytesIO(app.downloads[name])))
+    model = bnn.load_model(tiny_model_file)
+    probs = model.forward(model.preprocess(bnn.load_image(saved)))
+    assert int(np.argmax(probs)) == target and probs[target] >= 0.9
+    assert np.abs(saved.astype(int) - photo.astype(int)).max() <= 8
+    assert not app.running and not app.run_button.disabled and app.stop_button.disabled
+
+
+@pytest.mark.slow
+def test_stop_ends_the_run_between_steps(googlenet, tmp_path):
+    """GoogLeNet (generated weights: each step takes a while) stopped after its first steps."""
+    app = bnn.app(weights="generated").app
+    assert app.model.value.startswith("GoogLeNet") and len(app.target.options) == 1001
+    app.example.value = "Chelsea the cat (scikit-image)"
+    app.target.value, app.max_steps.value, app.mode.value = "king penguin", 1000, "exact"
+    app.until.value = 0.99
+    app.run_button.click()
+    deadline = time.monotonic() + 300
+    while app.progress.value < 2 and app.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert app.running and not app.stop_button.disabled
+    app.stop_button.click()
+    app.wait(120)
+    assert not app.running and not app.error.value, app.error.value
+    assert app.result.stopped and app.result.n_updates < 1000
+    assert "stopped by you" in app.summary.value and app.downloads  # what it reached is still saved and offered
+
+
+def test_errors_are_one_line_and_nothing_runs(tiny_model_file, tiny_photo):
+    app = bnn.app(models=[tiny_model_file], model=tiny_model_file).app
+    app.run_button.click()  # no photo yet
+    assert "no photo yet" in app.error.value and not app.running
+    upload(app, tiny_photo[0], "p.png")
+    app.target.value = "pattern Z"
+    app.run_button.click()
+    app.wait(60)
+    assert "unknown label name" in app.error.value and "did you mean" in app.error.value
+    assert "\n" not in app.error.value and app.result is None
+    bad = {**app.upload.value[0], "content": memoryview(b"not an image at all"), "name": "notes.txt"}
+    app.upload.value = (bad,)
+    assert "is not an image Pillow can read" in app.error.value and "p.png" in app.photo_line.value
+
+
+def test_a_missing_weights_file_shows_the_how_to_in_the_app(tmp_path, tiny_model_file):
+    import shutil
+
+    for name in ("deploy.prototxt", "labels.txt"):
+        shutil.copy(tiny_model_file.parent / name, tmp_path)
+    (tmp_path / "model.toml").write_text(tiny_model_file.read_text().replace("tiny.caffemodel", "absent.caffemodel"))
+    app = bnn.app(models=[tmp_path / "model.toml"], model=tmp_path / "model.toml").app
+    text = html.unescape(app.error.value)
+    assert "absent.caffemodel does not exist" in text and "fix the 'weights' path" in text
+
+
+def test_the_app_module_holds_no_attack_logic():
+    """widgets.py calls the library (as the CLI does): no Caffe, no gradient, no sign step of its own."""
+    import inspect
+
+    from breaking_nn import widgets
+
+    source = inspect.getsource(widgets)
+    for forbidden in ("import caffe", "forward_backward", "np.sign", "adjoint", "import_caffe"):
+        assert forbidden not in source
+
+
+@pytest.mark.slow
+def test_just_fooled_stops_as_soon_as_the_target_is_on_top(tiny_model_file, tiny_photo):
+    app = bnn.app(models=[tiny_model_file], model=tiny_model_file).app
+    photo, label = tiny_photo
+    target = (label + 1) % 3
+    upload(app, photo, "p.png")
+    app.target.value, app.epsilon.value, app.mode.value = f"pattern {'ABC'[target]}", 8, "exact"
+    app.just_fooled.value = True
+    assert app.until.disabled
+    app.run_button.click()
+    app.wait(120)
+    result = app.result
+    assert not app.error.value and result.until is None and result.fooled, app.error.value
+    assert int(np.argmax(result.probabilities_after)) == target
+    assert all(int(np.argmax(p)) != target for p in result.steps[:-1])  # no earlier step had it on top
