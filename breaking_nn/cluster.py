@@ -151,10 +151,10 @@ def evaluate_on_cluster(scheduler: str, spec: ModelSpec, files: Sequence[Path], 
     cluster has worker threads (at least 4) are in flight, so the client
     holds only those photos' bytes at a time.
     """
-    package = ModelPackage.from_spec(spec)
-    client = connect(scheduler)
+    client = connect(scheduler)  # an unreachable scheduler fails first, within CONNECT_TIMEOUT_S
     futures: list = []
     try:
+        package = ModelPackage.from_spec(spec)  # checked here, before any worker touches Caffe
         client.register_plugin(ModelPlugin(package), name=PLUGIN_NAME)
         threads = sum(client.nthreads().values())
         window = max(4, 2 * threads)
@@ -167,7 +167,7 @@ def evaluate_on_cluster(scheduler: str, spec: ModelSpec, files: Sequence[Path], 
             futures.append(future)
             return future
 
-        queue = distributed.as_completed([submit(g) for _, g in zip(range(window), pending)])
+        queue = distributed.as_completed([submit(g) for _, g in zip(range(window), pending)], loop=client.loop)
         for future in queue:
             for row, kept in future.result():
                 accept(row, kept)

@@ -35,6 +35,7 @@ import inspect
 import io
 import math
 import numbers
+import re
 import time
 import zlib
 from dataclasses import dataclass
@@ -189,7 +190,12 @@ def check_some_readable(files: Sequence[Path], where: str) -> None:
         except OSError as exc:
             first_error = first_error or exc
     raise EvaluateError(f"no readable image in {where}: none of its {len(files)} files is an image Pillow can read "
-                        f"(first: {first_error}); give a folder of JPEG, PNG, GIF, BMP or WebP photos")
+                        f"(first: {_error_text(first_error)}) Give a folder of JPEG, PNG, GIF, BMP or WebP photos")
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error's message without memory addresses: the same text wherever it runs."""
+    return re.sub(r" (object )?at 0x[0-9a-f]+", "", str(exc))
 
 
 # -- one batch of photos -------------------------------------------------------------------
@@ -295,7 +301,7 @@ def evaluate_photos(model: Classifier, items: Sequence[tuple[str, bytes]], setti
         try:
             image = decode_image(data, name)
         except ImageLoadError as exc:
-            row["error"] = str(exc)
+            row["error"] = _error_text(exc)
             row["seconds"] = time.perf_counter() - start
             out.append((row, {}))
             continue
