@@ -4,10 +4,13 @@
     breaking-nn predict PHOTO [-k 5] [--model models/x/model.toml]
     breaking-nn evaluate FOLDER (--target T | --untargeted) --out results.csv [options]
 
-Also ``python -m breaking_nn``. Exit codes: 0 the goal is reached and the saved
-file, reloaded, verified; 3 the budget ran out (or the JPEG compression undid
-the attack): the file is still written and the message says how far it got;
-2 bad input (one line, nothing written); 130 interrupted (nothing partial left).
+Also ``python -m breaking_nn``. Exit codes of ``attack``: 0 fooled, and the
+saved file, reloaded, verified (robust, the default: the ``--until`` goal under
+the model file's pipeline *and* at least 95 % of the verification suite's
+pipelines fooled; ``--exact``: the goal under the model file's pipeline); 3 the
+budget ran out (or the JPEG compression undid the attack): the file is still
+written and the message says how far it got; 2 bad input (one line, nothing
+written); 130 interrupted (nothing partial left).
 ``evaluate`` exits 0 when every photo has its row (fooled or not), 2 on bad input
 (no CSV written), 130 on Ctrl-C (the finished rows stay; the same command resumes).
 """
@@ -29,8 +32,26 @@ ATTACK_EXAMPLES = """examples:
   breaking-nn attack my-cat.jpg --target "king penguin" --out penguin.png
   breaking-nn attack my-cat.jpg --target 145 --out penguin.png --epsilon 2 --report report.png
   breaking-nn attack photo.jpg --untargeted --until 0.5 --out fooled.png --json
-  breaking-nn attack photo.jpg --target 1 --out nsfw.png --model models/open_nsfw/model.toml
+  breaking-nn attack photo.jpg --target 1 --out flagged.png --model models/open_nsfw/model.toml
+  breaking-nn attack photo.jpg --target 1 --out flagged.png --model models/open_nsfw/model.toml --samples 8 --seed 1
+  breaking-nn attack my-cat.jpg --target 145 --out lab.png --exact      # the model file's pipeline alone
   breaking-nn attack my-cat.jpg --target 145 --out try.png --weights generated   # meaningless, no download
+"""
+ATTACK_DESCRIPTION = """\
+Perturb PHOTO, at its own size and upright, until the network sees the target; save it
+and check that the saved file, reloaded, still fools the network.
+
+Robust (the default): every step averages the gradient over the model file's own
+pipeline and --samples - 1 more drawn from real-world ones (other resizers, JPEG,
+crops, smaller copies). "Fooled" under a pipeline means the target is its top class
+(--untargeted: the original class no longer is). The file is checked against a named
+suite of 12 real-world pipelines; exit code 0 needs the --until goal under the model
+file's pipeline AND at least 95 %% of the suite fooled (with 12 pipelines: all 12).
+
+--exact attacks the model file's pipeline alone (faster, a lab result): exit code 0
+needs the --until goal under that pipeline; the suite is reported as information.
+
+Exit codes: 0 fooled and verified; 3 not (the file is still written); 2 bad input.
 """
 PREDICT_EXAMPLES = """examples:
   breaking-nn predict my-cat.jpg
@@ -70,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="default: %(default)s")
 
     attack = sub.add_parser("attack", help="perturb PHOTO (within --epsilon grey levels) until the network sees --target",
-                            description="Perturb PHOTO, at its own size, until the network sees the target; save it "
-                                        "and check the saved file still fools the network when reloaded.",
+                            description=ATTACK_DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ATTACK_EXAMPLES)
     attack.add_argument("photo", metavar="PHOTO", help="the photo: a file (JPEG, PNG, ...) or an http(s) URL")
     attack.add_argument("--target", "-t", default=None,
@@ -86,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--until", default="0.9",
                         help="stop when p(target) >= UNTIL (the target on top), or, untargeted, when another "
                              "class leads the original by UNTIL; in (0, 1) (default: %(default)s)")
+    attack.add_argument("--exact", action="store_true",
+                        help="attack the model file's own pipeline alone (no robust sampling; the suite is "
+                             "information, not part of the exit code)")
+    attack.add_argument("--samples", default=None, metavar="K",
+                        help="robust mode: pipelines per step, the model's own plus K-1 drawn (default: 6)")
+    attack.add_argument("--seed", default=None, metavar="N",
+                        help="robust mode: seed of the drawn pipelines, so a run repeats (default: 0)")
     attack.add_argument("--jpeg-quality", default="95", help="JPEG quality for a .jpg --out, 1-95 (default: %(default)s)")
     attack.add_argument("--report", default=None, metavar="REPORT_PNG",
                         help="also draw the report figure (original, perturbation, result, top 5) into this PNG")
@@ -171,7 +198,9 @@ def _target(text: Optional[str]):
 
 
 def run_attack(args, stack: contextlib.ExitStack) -> int:
-    from .photo_attack import as_photo, attack_photo, check_jpeg_quality, check_output_path, check_settings
+    from .images import read_photo
+    from .photo_attack import (attack_photo, check_jpeg_quality, check_output_path, check_photo_size,
+                               check_settings)
     from .report import check_report_path, save_report
 
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
@@ -183,34 +212,43 @@ def run_attack(args, stack: contextlib.ExitStack) -> int:
     max_steps = _number(args.max_steps, "--max-steps", int)
     until = _number(args.until, "--until")
     quality = check_jpeg_quality(_number(args.jpeg_quality, "--jpeg-quality", int))
-    check_settings(epsilon=epsilon, max_steps=max_steps, until=until)
+    samples = None if args.samples is None else _number(args.samples, "--samples", int)
+    seed = None if args.seed is None else _number(args.seed, "--seed", int)
+    if args.exact and (samples is not None or seed is not None):
+        raise AttackError("--samples and --seed belong to the robust mode: drop them, or drop --exact")
+    check_settings(epsilon=epsilon, max_steps=max_steps, until=until, robust=not args.exact, samples=samples,
+                   seed=seed)
     out = check_output_path(args.out, force=args.force)
     report = None
     if args.report is not None:
         report = check_report_path(args.report, force=args.force)
         if report.resolve() == out.resolve():
             raise SaveError("--report and --out name the same file: give them different names")
-    photo = as_photo(args.photo)
+    photo = read_photo(args.photo)
+    check_photo_size(photo.pixels)
     model = _load_model(args, stack, say)
     target = _target(args.target)
     if target is not None:
         model.labels.index(target)  # an unknown name: LabelError with suggestions, before any work
 
     result = attack_photo(model, photo, target, epsilon=epsilon, max_steps=max_steps, until=until,
-                          untargeted=args.untargeted, progress=sys.stderr.isatty() and not args.json)
+                          untargeted=args.untargeted, progress=sys.stderr.isatty() and not args.json,
+                          robust=not args.exact, samples=samples, seed=seed)
     check = result.save(out, quality=quality, force=True)
     if report is not None:
         save_report(result, report)
-    code = EXIT_OK if result.reached and check.ok else EXIT_BUDGET
+    code = EXIT_OK if result.fooled and check.ok else EXIT_BUDGET
     if args.json:
         print(json.dumps({**result.as_dict(), "out": str(out), "report": None if report is None else str(report),
                           "exit_code": code}))
         return code
+    say(f"mode: {result.mode_text()}")
+    say(check.suite.table(model.labels))
     say(check.message)
     if report is not None:
         say(f"report: {report}")
     verdict = "FOOLED" if code == EXIT_OK else "NOT FOOLED"
-    say(f"{verdict}: {result.summary()}; wrote {out} ({photo.shape[1]}x{photo.shape[0]})")
+    say(f"{verdict}: {result.summary()}; wrote {out} ({photo.pixels.shape[1]}x{photo.pixels.shape[0]})")
     return code
 
 

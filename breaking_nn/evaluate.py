@@ -18,7 +18,7 @@ One row per photo (see :func:`columns`): the path and size; the original
 class and its probability; for each epsilon ``e``: ``fooled_eps{e}`` (the
 criterion), ``pipeline_eps{e}`` (the model file's pipeline alone),
 ``suite_eps{e}`` (fraction of the suite fooled, 0-1), ``steps_eps{e}`` and
-``p_goal_eps{e}`` (after reloading); ``min_epsilon`` (empty when no budget
+``p_goal_eps{e}`` (after reloading: p(target), or untargeted p(original class)); ``min_epsilon`` (empty when no budget
 fooled it) with ``l2``, ``psnr`` (dB), ``ssim`` and ``suite_fraction`` of the
 adversarial at that budget; ``attacks`` (how many attacks the photo took);
 ``error`` (why the file could not be read: such a row has nothing else);
@@ -31,7 +31,6 @@ With ``scheduler=``, photos are sharded over a Dask cluster
 """
 from __future__ import annotations
 
-import inspect
 import io
 import math
 import numbers
@@ -54,27 +53,14 @@ from .labels import Label
 from .metrics import perturbation_metrics
 from .model import Classifier, load_model
 from .model_file import ModelSpec, read_model_file
-from .photo_attack import attack_photo
+from .photo_attack import attack_photo, check_settings
 from .result_table import ResultTable
-
-try:  # the one definition of "fooled" and the real-world suite (issue 16)
-    from .suite import check_suite, is_fooled
-except ImportError:  # pragma: no cover - before the suite landed
-    check_suite = None
-
-    def is_fooled(probs: np.ndarray, *, target: Optional[int], original_class: int) -> bool:
-        """Targeted: ``target`` is the top class; untargeted: ``original_class`` is no longer on top."""
-        top = int(np.argmax(probs))
-        return top == target if target is not None else top != original_class
+from .suite import ROBUST_FRACTION, is_fooled
 
 DEFAULT_EPSILONS = (1, 2, 4, 8)
 #: Timing columns: left out when two runs' results are compared.
 TIMING_COLUMNS = ("seconds",)
 PER_EPSILON = ("fooled", "pipeline", "suite", "steps", "p_goal")
-#: Attacks accept robust=, samples=, seed= and until=None (issue 16's attack_photo).
-_ROBUST_API = "robust" in inspect.signature(attack_photo).parameters
-#: Before issue 16, "just fooled" is a goal threshold below any probability gap.
-_JUST_FOOLED = 1e-12
 
 
 # -- settings ----------------------------------------------------------------------------
@@ -129,14 +115,10 @@ def make_settings(labels, target: Optional[Label], *, untargeted: bool, epsilons
         raise EvaluateError("give a target or untargeted, not both")
     if not untargeted and target is None:
         raise EvaluateError("give a target class (a number or a name), or untargeted")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
-        raise EvaluateError(f"max_steps must be a whole number >= 1, not {max_steps!r}")
-    for name, value in (("samples", samples), ("seed", seed)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
-                                  or (name == "samples" and value < 1)):
-            raise EvaluateError(f"{name} must be a whole number >= {1 if name == 'samples' else 0}, not {value!r}")
-    if not robust and samples is not None:
-        raise EvaluateError("samples (--samples) is for robust attacks: leave it out with exact (--exact)")
+    try:  # the attack's own rules for max_steps, samples and seed
+        check_settings(epsilon=1, max_steps=max_steps, until=None, robust=robust, samples=samples, seed=seed)
+    except AttackError as exc:
+        raise EvaluateError(str(exc)) from None
     return EvaluateSettings(target=None if untargeted else labels.index(target), untargeted=untargeted,
                             epsilons=check_epsilons(epsilons), max_steps=int(max_steps), robust=bool(robust),
                             samples=samples, seed=seed)
@@ -208,7 +190,7 @@ class _Outcome:
     png: bytes
     steps: int
     pipeline: bool
-    suite: Optional[float]
+    suite: float
     p_goal: float
     fooled: bool
 
@@ -223,10 +205,8 @@ class _Photo:
 
 
 def goal_probability(probs: np.ndarray, *, target: Optional[int], original_class: int) -> float:
-    """p(target); untargeted, the probability of the strongest class other than the original one."""
-    if target is not None:
-        return float(probs[target])
-    return float(np.delete(np.asarray(probs), original_class).max())
+    """p(target); untargeted, p(original class), which the attack lowers (as the suite's rows report)."""
+    return float(probs[target if target is not None else original_class])
 
 
 def _png(photo: np.ndarray) -> bytes:
@@ -239,32 +219,18 @@ def _attack(model: Classifier, item: _Photo, epsilon: int, settings: EvaluateSet
     """Attack ``item`` at ``epsilon`` and judge the PNG it would be saved as."""
     target = settings.target
     seed = attack_seed(settings.seed, item.name, epsilon)
-    if _ROBUST_API:
-        result = attack_photo(model, item.photo, target, epsilon=epsilon, max_steps=settings.max_steps, until=None,
-                              untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples,
-                              seed=seed)
-    else:  # pragma: no cover - before issue 16: exact attacks only
-        result = attack_photo(model, item.photo, target, epsilon=epsilon, max_steps=settings.max_steps,
-                              until=_JUST_FOOLED, untargeted=settings.untargeted)
+    result = attack_photo(model, item.photo, target, epsilon=epsilon, max_steps=settings.max_steps, until=None,
+                          untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples,
+                          seed=seed if settings.robust else None)
     png = _png(result.adversarial)
-    probs = model.forward(model.preprocess(decode_image(png)))
+    probs = model.forward(model.preprocess(decode_image(png)))  # what the saved file gives
     pipeline = is_fooled(probs, target=target, original_class=item.original_class)
-    suite = None
-    if check_suite is not None:
-        report = getattr(result, "suite", None) if settings.robust else None
-        if report is None:
-            report = check_suite(model, result.adversarial, target=target, original_class=item.original_class)
-        suite = float(report.fraction)
-    # before issue 16 there is no suite to judge by: the pipeline alone decides
-    fooled = pipeline and (not settings.robust or suite is None or suite >= SUITE_PASS)
+    suite = float(result.suite.fraction)  # the suite of the adversarial photo (lossless: the PNG's)
+    fooled = pipeline and (not settings.robust or suite >= ROBUST_FRACTION)
     return _Outcome(epsilon=epsilon, adversarial=result.adversarial, png=png, steps=int(result.n_updates),
                     pipeline=bool(pipeline), suite=suite,
                     p_goal=goal_probability(probs, target=target, original_class=item.original_class),
                     fooled=bool(fooled))
-
-
-#: The robust criterion: at least this fraction of the suite fooled.
-SUITE_PASS = 0.95
 
 
 def _minimal_epsilon(model: Classifier, item: _Photo, settings: EvaluateSettings) -> Optional[int]:
@@ -483,7 +449,7 @@ def success_rates(table: pd.DataFrame) -> pd.DataFrame:
         suite = pd.to_numeric(readable[f"suite_eps{e}"], errors="coerce")
         rows.append({"epsilon": e, "photos": n, "fooled": fooled, "success_rate": fooled / n if n else math.nan,
                      "pipeline_rate": readable[f"pipeline_eps{e}"].astype(bool).mean() if n else math.nan,
-                     "suite_rate": (suite >= SUITE_PASS).mean() if n and suite.notna().any() else math.nan})
+                     "suite_rate": (suite >= ROBUST_FRACTION).mean() if n and suite.notna().any() else math.nan})
     return pd.DataFrame(rows)
 
 

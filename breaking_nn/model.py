@@ -137,8 +137,59 @@ class Classifier:
         """Class probabilities (K,) for (3, H, W) BGR 0-255 ``data``: one forward pass."""
         self.check_data(data)
         use_device(self.device, self.gpu_id)
+        self._set_batch(1)
         self.net.blobs[self.input_blob].data[0] = data
         return self.net.forward()[self.output_blob][0].copy()
+
+    def _set_batch(self, n: int) -> None:
+        """Reshape the net to a batch of ``n`` (a no-op when it already holds ``n``)."""
+        blob = self.net.blobs[self.input_blob]
+        if blob.data.shape[0] != n:
+            blob.reshape(n, *self.input_shape)
+            self.net.reshape()
+
+    def forward_batch(self, data: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) of a batch ``data`` (N, 3, h, w): one forward pass of N images.
+
+        Each row equals :meth:`forward` of that image alone (Caffe computes the
+        images of a batch independently). The net stays shaped for N until a
+        call with another N.
+        """
+        data = self._check_batch(data)
+        use_device(self.device, self.gpu_id)
+        self._set_batch(len(data))
+        self.net.blobs[self.input_blob].data[...] = data
+        return self.net.forward()[self.output_blob].copy()
+
+    def forward_backward_batch(self, data: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+        """One batched forward and backward pass: (probabilities (N, K), gradients (N, 3, h, w)).
+
+        ``data`` is (N, 3, h, w) as :meth:`preprocess` makes them, stacked;
+        ``labels`` holds N classes (numbers or names). ``gradients[i]`` is
+        d P(labels[i]) / d data[i], per data unit, in the layout of ``data``.
+        On the CPU, Caffe runs each image's GEMMs in turn, so a batch of N
+        costs about N single passes; on a GPU it is cheaper.
+        """
+        data = self._check_batch(data)
+        indices = [self.labels.index(label) for label in labels]
+        if len(indices) != len(data):
+            raise ModelError(f"forward_backward_batch needs one label per image: {len(data)} images, "
+                             f"{len(indices)} labels")
+        probs = self.forward_batch(data)
+        top = np.zeros_like(self.net.blobs[self.output_blob].data)
+        top[np.arange(len(indices)), indices] = 1.0
+        grads = self.net.backward(**{self.output_blob: top})[self.input_blob].copy()
+        return probs, grads
+
+    def _check_batch(self, data: np.ndarray) -> np.ndarray:
+        """``data`` as a finite (N, 3, h, w) float32 array, N >= 1, else :class:`ModelError`."""
+        if not isinstance(data, np.ndarray) or data.ndim != 4 or data.shape[1:] != self.input_shape or not len(data):
+            got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
+            raise ModelError(f"a batch must be an (N, {', '.join(map(str, self.input_shape))}) array of "
+                             f"model.preprocess() outputs stacked (N >= 1), not {got}")
+        if not np.isfinite(data).all():
+            raise ModelError("image data contains NaN or infinite values")
+        return np.asarray(data, np.float32)
 
     def _backward_from(self, label: int) -> np.ndarray:
         """Gradient of P(label) w.r.t. the input of the last forward pass: (3, H, W)."""
@@ -186,6 +237,7 @@ class Classifier:
         index = self.labels.index(label)
         self.check_data(data)
         use_device(self.device, self.gpu_id)
+        self._set_batch(1)
         net = self.net
         n = len(net.layers)
         fwd, bwd = [[] for _ in range(n)], [[] for _ in range(n)]

@@ -14,7 +14,10 @@ Example (``models/bvlc_googlenet/model.toml`` is another)::
     mean_bgr = [104, 117, 123]    # optional, in data units (after raw_scale)
     raw_scale = 255               # optional; default 255
     channel_order = "BGR"         # "BGR" or "RGB"
-    antialias = false             # optional; false: the 2017 caffe.io resize
+    resizer = "pillow"            # optional: "skimage" (default, caffe.io's) or "pillow"
+    resample = "bilinear"         # optional, Pillow's filter: bilinear, bicubic, lanczos, box, nearest
+    jpeg_roundtrip = 75           # optional: re-encode as JPEG at this quality (1-95, 4:2:0) after the resize
+    # antialias = false           # optional, scikit-image only; false: the 2017 caffe.io resize
 
 Every problem is a :class:`~breaking_nn.errors.ModelError` naming the file,
 the key and the fix. Nothing here touches Caffe: the network's own facts
@@ -43,7 +46,7 @@ TOP_KEYS = {"name": str, "description": str, "prototxt": str, "weights": str, "u
             "size": int, "labels": list, "labels_file": str, "preprocess": dict}
 REQUIRED_KEYS = ("name", "prototxt", "preprocess")
 PREPROCESS_KEYS = {"resize": list, "crop": list, "mean_bgr": list, "raw_scale": (int, float),
-                   "channel_order": str, "antialias": bool}
+                   "channel_order": str, "antialias": bool, "resizer": str, "resample": str, "jpeg_roundtrip": int}
 #: The blog's preprocessing for GoogLeNet (caffe.io.Transformer: raw_scale 255, RGB -> BGR, no mean).
 BLOG_PREPROCESS = {"channel_order": "BGR", "raw_scale": 255.0, "antialias": False}
 
@@ -127,11 +130,23 @@ def _labels(path: Path, table: dict) -> Labels:
         names = table["labels"]
         if not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise ModelError(f"{path}: 'labels' must be a non-empty list of class names (strings)")
+        _check_unique(path, names)
         return Labels(names)
-    try:
+    try:  # a labels_file may repeat a name (ILSVRC-2012 has two "crane"s): such a name needs the number
         return Labels.from_file(path.parent / table["labels_file"])
     except LabelError as exc:
         raise ModelError(f"{path}: labels_file: {exc}") from None
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    """Two classes with one name would make a target name ambiguous: a :class:`ModelError`."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = name.strip().lower()
+        if key in seen:
+            raise ModelError(f"{path}: classes {seen[key]} and {i} are both named {name!r}: give every class "
+                             "its own name, or a target name would be ambiguous")
+        seen[key] = i
 
 
 def _preprocess(path: Path, table: dict) -> dict[str, Any]:
@@ -140,6 +155,7 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"channel_order": table["channel_order"],
                            "raw_scale": float(table.get("raw_scale", 255.0)),
                            "antialias": table.get("antialias", False)}
+    out.update({key: table[key] for key in ("resizer", "resample", "jpeg_roundtrip") if key in table})
     for key in ("resize", "crop"):
         if key in table:
             size = table[key]
@@ -153,7 +169,9 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
         out["mean_bgr"] = tuple(float(v) for v in mean)
     try:  # the value rules Preprocessing applies again once the network's input size is known
         check_settings(resize=out.get("resize"), crop=out.get("crop"), mean_bgr=out.get("mean_bgr"),
-                       raw_scale=out["raw_scale"], channel_order=out["channel_order"])
+                       raw_scale=out["raw_scale"], channel_order=out["channel_order"],
+                       resizer=out.get("resizer", "skimage"), resample=out.get("resample"),
+                       antialias=out["antialias"], jpeg_roundtrip=out.get("jpeg_roundtrip"))
     except ModelError as exc:
         raise ModelError(f"{path}: [preprocess] {exc}") from None
     return out

@@ -3,20 +3,24 @@
 The blog's :func:`~breaking_nn.attack.trick` works on the network's (3, 224, 224)
 float data; saved as an 8-bit image its sub-grey-level perturbation rounds
 away. :func:`attack_photo` works on the photo itself, (H, W, 3) uint8, HWC,
-RGB, 0-255, at its own size:
+RGB, 0-255, at its own size (upright: EXIF orientation applied):
 
-* each step preprocesses the current integer pixels (``/ 255`` ->
-  ``model.preprocess``), runs one forward and one backward pass, and maps the
-  data gradient back to the photo with the preprocessing's exact transpose
-  (:meth:`~breaking_nn.preprocessing.Preprocessing.adjoint`);
-* it moves every pixel by whole grey levels along the gradient's sign (the
-  iterative sign attack of Kurakin et al., 2017, https://arxiv.org/abs/1607.02533),
+* each step runs the current integer pixels through the model file's own
+  pipeline and, in the robust mode (the default), ``samples - 1`` more drawn
+  from the real-world family (other resizers, JPEG, crops, smaller copies:
+  :mod:`breaking_nn.pipelines`), as one batched forward and backward pass, and
+  maps each data gradient back to the photo through its pipeline's exact
+  transpose (expectation over transformation: :mod:`breaking_nn.eot`);
+* it moves every pixel by whole grey levels along the summed gradient's sign
+  (the iterative sign attack of Kurakin et al., 2017, https://arxiv.org/abs/1607.02533),
   then projects onto ``[photo - epsilon, photo + epsilon]`` and 0-255;
-* it checks the goal on the very integer pixels it would save and stops as
-  soon as the goal holds.
+* it checks the goal on the very integer pixels it would save, under the
+  model's own pipeline every step and, in the robust mode, over the named
+  verification suite (:mod:`breaking_nn.suite`) every few steps once that
+  holds; it stops as soon as the goal holds (and the suite passes).
 
-:meth:`PhotoAttackResult.save` writes the photo atomically and proves it:
-it reloads the file through ``load_image`` -> ``preprocess`` -> forward.
+:meth:`PhotoAttackResult.save` writes the photo atomically (no metadata but
+its ICC colour profile) and proves it: it reloads the file and checks it.
 """
 from __future__ import annotations
 
@@ -24,18 +28,21 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
+from .eot import DEFAULT_SAMPLES, draw_pipelines, eot_gradient
 from .errors import AttackError, SaveError
-from .images import ImageSource, load_image
+from .images import ImageSource, Photo, read_photo
 from .labels import Label
 from .metrics import PerturbationMetrics, perturbation_metrics, top_k
 from .model import Classifier
+from .pipelines import model_pipeline
+from .suite import SuiteResult, check_suite, is_fooled
 
 #: Output formats by file extension: Pillow's format name, and whether it is lossless.
 FORMATS = {".png": ("PNG", True), ".webp": ("WEBP", True), ".bmp": ("BMP", True), ".tif": ("TIFF", True),
@@ -43,6 +50,10 @@ FORMATS = {".png": ("PNG", True), ".webp": ("WEBP", True), ".bmp": ("BMP", True)
 #: Largest difference between in-memory and reloaded probabilities a lossless save may show.
 LOSSLESS_TOLERANCE = 1e-6
 DEFAULT_JPEG_QUALITY = 95
+#: In the robust mode, steps between two checks of the suite while the model's own goal holds.
+SUITE_EVERY = 3
+#: Smallest photo side that can be attacked (Pillow and scikit-image need two samples to interpolate).
+MIN_SIDE = 3
 
 
 def output_format(path: Union[str, Path]) -> tuple[str, bool]:
@@ -84,8 +95,8 @@ def check_jpeg_quality(quality: int) -> int:
 
 
 def photo_probabilities(model: Classifier, photo: np.ndarray) -> np.ndarray:
-    """Class probabilities (K,) of an (H, W, 3) uint8 RGB photo, as ``load_image`` would read it."""
-    return model.forward(model.preprocess(load_image(photo)))
+    """Class probabilities (K,) of an (H, W, 3) uint8 RGB photo through the model file's own pipeline."""
+    return model.forward(model.preprocess(photo))
 
 
 @dataclass
@@ -103,8 +114,10 @@ class SaveCheck:
         metrics: :class:`~breaking_nn.metrics.PerturbationMetrics` of the reloaded
             file against the original photo (for JPEG they include the
             compression's own error, which can exceed epsilon).
+        suite: the reloaded file over the verification suite.
         ok: the save is verified: the goal holds and, for a lossless format,
-            the pixels are equal and the probabilities within 1e-6.
+            the pixels are equal and the probabilities within 1e-6; in the
+            robust mode the suite passes too (>= 95 % of its pipelines fooled).
         message: one line saying all this.
     """
 
@@ -117,6 +130,7 @@ class SaveCheck:
     probabilities: np.ndarray = field(repr=False)
     goal_holds: bool
     metrics: PerturbationMetrics
+    suite: SuiteResult
     ok: bool
     message: str
 
@@ -124,8 +138,8 @@ class SaveCheck:
         """JSON-ready summary (no arrays)."""
         return {"path": str(self.path), "format": self.format, "quality": self.quality, "lossless": self.lossless,
                 "pixels_equal": self.pixels_equal, "max_abs_diff": self.max_abs_diff,
-                "goal_holds": self.goal_holds, "metrics": self.metrics.as_dict(), "ok": self.ok,
-                "message": self.message}
+                "goal_holds": self.goal_holds, "metrics": self.metrics.as_dict(), "suite": self.suite.as_dict(),
+                "ok": self.ok, "message": self.message}
 
 
 @dataclass
@@ -138,12 +152,19 @@ class PhotoAttackResult:
         target: the class number aimed at; None when ``untargeted``.
         untargeted: the attack lowered ``original_class`` instead.
         original_class: the class the network saw in ``original``.
-        epsilon, until: the budget (grey levels) and the goal's threshold.
-        steps: probabilities (K,) of every photo the attack evaluated, the
-            original first and ``adversarial``'s last (``n_updates + 1`` of them).
+        epsilon, until: the budget (grey levels) and the goal's threshold
+            (None: just fooled, :func:`~breaking_nn.suite.is_fooled`).
+        steps: probabilities (K,) under the model's own pipeline of every photo
+            the attack evaluated, the original first and ``adversarial``'s last
+            (``n_updates + 1`` of them).
         n_updates: sign steps taken (0: the goal held from the start).
-        reached: the goal holds for ``adversarial``.
+        reached: the goal holds for ``adversarial`` under the model's own pipeline.
         metrics: :class:`~breaking_nn.metrics.PerturbationMetrics` of the change.
+        robust, samples, seed: the mode (robust: EOT over ``samples``
+            pipelines a step, drawn with ``seed``; else exact, the model's own alone).
+        suite: ``adversarial`` over the verification suite.
+        stopped: ``on_step`` asked the attack to stop before its end.
+        icc_profile: the photo's ICC colour profile, kept in saved files.
         saved: the :class:`SaveCheck` of the last :meth:`save`, else None.
     """
 
@@ -155,11 +176,23 @@ class PhotoAttackResult:
     original_class: int
     epsilon: float
     until: float
+    until: Optional[float]
     steps: list = field(repr=False)
     n_updates: int
     reached: bool
     metrics: PerturbationMetrics
+    suite: SuiteResult
+    robust: bool = True
+    samples: int = 1
+    seed: Optional[int] = None
+    stopped: bool = False
+    icc_profile: Optional[bytes] = field(default=None, repr=False)
     saved: Optional[SaveCheck] = None
+
+    @property
+    def fooled(self) -> bool:
+        """The verdict behind exit code 0: the goal under the model's own pipeline, and, robust, the suite passes."""
+        return self.reached and (not self.robust or self.suite.passes)
 
     # -- the goal ----------------------------------------------------------------------
     @property
@@ -193,17 +226,29 @@ class PhotoAttackResult:
         """The goal in words, e.g. ``p(king penguin) >= 0.9``."""
         name = self.model.labels.name
         if self.target is not None:
+            if self.until is None:
+                return f"{self.target} {name(self.target)} is the top class"
             return f"p({self.target} {name(self.target)}) >= {self.until:g}"
+        if self.until is None:
+            return f"{self.original_class} {name(self.original_class)} is no longer the top class"
         return f"another class leads {self.original_class} {name(self.original_class)} by >= {self.until:g}"
 
+    def mode_text(self) -> str:
+        """``robust (6 pipelines a step, seed 0)`` or ``exact (the model file's pipeline)``."""
+        if not self.robust:
+            return "exact (the model file's pipeline)"
+        return f"robust ({self.samples} pipelines a step, seed {self.seed})"
+
     def summary(self) -> str:
-        """One line: reached or not, steps, the goal's value, the top class and the perturbation."""
+        """One line: reached or not, steps, the goal's value, the top class, the suite and the perturbation."""
         labels = self.model.labels
         top = int(np.argmax(self.probabilities_after))
-        status = "reached" if self.reached else "NOT reached (budget ran out)"
+        status = ("reached" if self.reached else "stopped before it was reached" if self.stopped
+                  else "NOT reached (budget ran out)")
         what = "p(target)" if self.target is not None else "lead"
         return (f"goal {self.goal_text()} {status} after {self.n_updates} steps: {what} {self.progress():.4f}, "
-                f"top class {top} ({labels.name(top)}) at {self.probabilities_after[top]:.4f}; {self.metrics}")
+                f"top class {top} ({labels.name(top)}) at {self.probabilities_after[top]:.4f}; "
+                f"{self.suite.summary()}; {self.metrics}")
 
     def as_dict(self) -> dict:
         """JSON-ready summary: goal, steps, probabilities of the top 5, metrics, save check."""
@@ -213,8 +258,9 @@ class PhotoAttackResult:
             "target": self.target, "target_name": None if self.target is None else labels.name(self.target),
             "untargeted": self.untargeted, "original_class": self.original_class,
             "original_name": labels.name(self.original_class), "epsilon": self.epsilon, "until": self.until,
-            "goal": self.goal_text(), "reached": self.reached, "steps": self.n_updates,
-            "progress": self.progress(),
+            "goal": self.goal_text(), "reached": self.reached, "fooled": self.fooled, "steps": self.n_updates,
+            "progress": self.progress(), "mode": "robust" if self.robust else "exact", "samples": self.samples,
+            "seed": self.seed, "stopped": self.stopped, "suite": self.suite.as_dict(),
             "top5_before": [list(t) for t in self.top5_before()], "top5_after": [list(t) for t in self.top5_after()],
             "metrics": self.metrics.as_dict(), "saved": None if self.saved is None else self.saved.as_dict(),
         }
@@ -225,11 +271,13 @@ class PhotoAttackResult:
 
         The format comes from the extension: .png, .webp (lossless), .bmp,
         .tif/.tiff keep every pixel; .jpg/.jpeg is compressed at ``quality``
-        (1-95, default 95) and verified after compression. The file is
-        reloaded through ``load_image`` -> ``model.preprocess`` -> forward; the
-        returned :class:`SaveCheck` (also in :attr:`saved`) says whether the
-        probabilities equal the in-memory ones (<= 1e-6 for lossless formats)
-        and whether the goal still holds. ``force=False`` refuses to overwrite.
+        (1-95, default 95, 4:4:4) and verified after compression. The file
+        carries no metadata but the photo's ICC profile (not in .bmp). It is
+        reloaded (``read_photo``) and run through the model's own pipeline and
+        the verification suite; the returned :class:`SaveCheck` (also in
+        :attr:`saved`) says whether the probabilities equal the in-memory ones
+        (<= 1e-6 for lossless formats), whether the goal still holds, and, in
+        the robust mode, whether the suite passes. ``force=False`` refuses to overwrite.
 
         >>> check = result.save("penguin.png")   # doctest: +SKIP
         >>> check.ok, check.max_abs_diff          # doctest: +SKIP
@@ -242,38 +290,46 @@ class PhotoAttackResult:
             options = {"quality": check_jpeg_quality(quality), "subsampling": 0}
         elif fmt == "WEBP":
             options = {"lossless": True, "quality": 100}
+        if self.icc_profile and fmt != "BMP":
+            options["icc_profile"] = self.icc_profile
         with atomic_path(path) as part:
             Image.fromarray(self.adversarial, "RGB").save(part, format=fmt, **options)
-        reloaded_image = load_image(path)
-        reloaded_pixels = np.rint(reloaded_image * 255).astype(np.uint8)
-        pixels_equal = bool(np.array_equal(reloaded_pixels, self.adversarial))
-        file_metrics = perturbation_metrics(self.original, reloaded_pixels)
-        probs = self.model.forward(self.model.preprocess(reloaded_image))
+        reloaded = read_photo(path).pixels
+        pixels_equal = bool(np.array_equal(reloaded, self.adversarial))
+        file_metrics = perturbation_metrics(self.original, reloaded)
+        probs = photo_probabilities(self.model, reloaded)
         diff = float(np.abs(probs - self.probabilities_after).max())
         holds = self.goal_holds(probs)
-        ok = holds and (not lossless or (pixels_equal and diff <= LOSSLESS_TOLERANCE))
+        suite = self.suite if pixels_equal else check_suite(self.model, reloaded, target=self.target,
+                                                            original_class=self.original_class)
+        same = not lossless or (pixels_equal and diff <= LOSSLESS_TOLERANCE)
+        ok = holds and same and (not self.robust or suite.passes)
         named = f"{fmt} quality {options['quality']}, 4:4:4" if fmt == "JPEG" else fmt
         if ok:
             message = f"verified: {path} ({named}) reloaded gives the goal, {self.goal_text()} (value {self.progress(probs):.4f})"
             if fmt == "JPEG":
                 message += f", probabilities moved by up to {diff:.2g} by the compression"
-        elif lossless and not (pixels_equal and diff <= LOSSLESS_TOLERANCE):
+        elif not same:
             message = (f"NOT verified: {path} ({named}) reloaded differs from the attacked photo "
                        f"(pixels equal: {pixels_equal}, probabilities differ by {diff:.2g})")
         elif not self.reached:
             message = (f"saved {path} ({named}); reloaded, it gives {'the same' if lossless else 'about the same'} "
                        f"probabilities (largest difference {diff:.2g}), but the attack did not reach the goal "
                        f"{self.goal_text()} (value {self.progress(probs):.4f})")
-        else:
+        elif not holds:
             message = (f"NOT verified: {path} ({named}) no longer fools the model: after "
                        f"{'compression' if fmt == 'JPEG' else 'reloading'} the goal {self.goal_text()} fails "
                        f"(value {self.progress(probs):.4f} instead of {self.progress():.4f}); save as .png to keep it")
+        else:
+            message = (f"NOT verified as robust: {path} ({named}) gives the goal {self.goal_text()} under the model's "
+                       f"own pipeline, but is {suite.summary()}: fewer than 95 %")
+        message += f"; {suite.summary()}"
         if fmt == "JPEG":
             message += (f"; the compressed file differs from the original by L-inf {file_metrics.linf} grey levels "
                         f"(attack budget {self.epsilon:g}), PSNR {file_metrics.psnr:.1f} dB, SSIM {file_metrics.ssim:.4f}")
         self.saved = SaveCheck(path=path, format=fmt, quality=options.get("quality") if fmt == "JPEG" else None,
                                lossless=lossless, pixels_equal=pixels_equal, max_abs_diff=diff, probabilities=probs,
-                               goal_holds=holds, metrics=file_metrics, ok=ok, message=message)
+                               goal_holds=holds, metrics=file_metrics, suite=suite, ok=ok, message=message)
         return self.saved
 
 
@@ -286,123 +342,191 @@ def goal_value(probs: np.ndarray, *, target: Optional[int], original_class: int)
     return float(others.max() - probs[original_class])
 
 
-def goal_holds(probs: np.ndarray, *, target: Optional[int], original_class: int, until: float) -> bool:
-    """Targeted: ``target`` is the top class and p(target) >= until. Untargeted: the lead >= until."""
+def goal_holds(probs: np.ndarray, *, target: Optional[int], original_class: int, until: Optional[float]) -> bool:
+    """Targeted: ``target`` is the top class and p(target) >= until. Untargeted: the lead >= until.
+
+    ``until=None``: just fooled (:func:`~breaking_nn.suite.is_fooled`): the
+    target on top, or, untargeted, the original class no longer on top.
+    """
+    if until is None:
+        return is_fooled(probs, target=target, original_class=original_class)
     value = goal_value(probs, target=target, original_class=original_class)
     if target is not None:
         return bool(int(np.argmax(probs)) == target and value >= until)
     return bool(value >= until)
 
 
-def check_settings(*, epsilon: float, max_steps: int, until: float) -> None:
-    """Raise :class:`AttackError` unless 1 <= epsilon <= 255, max_steps >= 1 and 0 < until < 1."""
+def check_settings(*, epsilon: float, max_steps: int, until: Optional[float], robust: bool = True,
+                   samples: Optional[int] = None, seed: Optional[int] = None) -> None:
+    """Raise :class:`AttackError` unless the attack's settings make sense.
+
+    1 <= epsilon <= 255, max_steps >= 1, until None or in (0, 1), samples a
+    whole number >= 1 and seed a whole number >= 0; samples and seed only in
+    the robust mode (the exact mode draws nothing).
+    """
     if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not math.isfinite(epsilon):
         raise AttackError(f"epsilon must be a number of grey levels from 1 to 255, not {epsilon!r}")
     if not 1 <= epsilon <= 255:
         raise AttackError(f"epsilon must be from 1 to 255 grey levels (steps are whole grey levels), not {epsilon:g}")
     if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
         raise AttackError(f"max_steps must be a whole number >= 1, not {max_steps!r}")
-    if isinstance(until, bool) or not isinstance(until, numbers.Real) or not 0 < until < 1:
+    if until is not None and (isinstance(until, bool) or not isinstance(until, numbers.Real) or not 0 < until < 1):
         raise AttackError(f"until must be a probability strictly between 0 and 1, not {until!r}")
+    if not robust and (samples is not None or seed is not None):
+        raise AttackError("samples and seed belong to the robust mode: the exact mode attacks the model file's "
+                          "pipeline alone and draws nothing; drop them, or drop exact (--exact, robust=False)")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1):
+        raise AttackError(f"samples must be a whole number of pipelines per step >= 1, not {samples!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise AttackError(f"seed must be a whole number >= 0, not {seed!r}")
+
+
+def check_photo_size(photo: np.ndarray) -> None:
+    """:class:`AttackError` if the photo is too small to resize (both sides need :data:`MIN_SIDE` pixels)."""
+    if min(photo.shape[:2]) < MIN_SIDE:
+        raise AttackError(f"the photo is {photo.shape[1]}x{photo.shape[0]} pixels: too small to attack, its sides "
+                          f"need at least {MIN_SIDE} pixels (a photo smaller than the network's input is fine: "
+                          "it is upsized)")
 
 
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB 0-255 from a path, URL, PIL image or array (see ``load_image``)."""
-    if isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3:
-        return photo.copy()
-    return np.rint(load_image(photo) * 255.0).astype(np.uint8)
+    """(H, W, 3) uint8 RGB 0-255, upright, from a path, URL, PIL image or array (see ``read_photo``)."""
+    return read_photo(photo).pixels
 
 
 def attack_photo(
     model: Classifier,
-    photo: Union[ImageSource, np.ndarray],
+    photo: Union[ImageSource, np.ndarray, Photo],
     target: Optional[Label] = None,
     *,
     epsilon: float = 4,
     max_steps: int = 50,
-    until: float = 0.9,
+    until: Optional[float] = 0.9,
     untargeted: bool = False,
     step_size: int = 1,
     progress: bool = False,
+    robust: bool = True,
+    samples: Optional[int] = None,
+    seed: Optional[int] = None,
+    on_step: Optional[Callable[[int, np.ndarray], Optional[bool]]] = None,
 ) -> PhotoAttackResult:
     """Perturb ``photo`` in its own pixels until ``model`` sees ``target``; return a :class:`PhotoAttackResult`.
 
     Arguments:
-        model: a :class:`~breaking_nn.model.Classifier` (its preprocessing is
-            followed exactly, gradients go back through its adjoint).
-        photo: a path, URL, PIL image or array; used as (H, W, 3) uint8, HWC,
-            RGB, 0-255 at its own size (float 0-1 arrays are rounded to grey levels).
+        model: a :class:`~breaking_nn.model.Classifier` (its model file's
+            pipeline is followed exactly; gradients go back through adjoints).
+        photo: a path, URL, PIL image, array or :class:`~breaking_nn.images.Photo`;
+            used as (H, W, 3) uint8, HWC, RGB, 0-255 at its own size, upright
+            (float 0-1 arrays are rounded to grey levels).
         target: class number (145) or name ("king penguin"); None with ``untargeted``.
         epsilon: the budget, in grey levels (default 4): no channel of any pixel
             moves by more than ``floor(epsilon)``; 1 to 255.
-        max_steps: the most sign steps (default 50); each costs one forward
-            and one backward pass.
-        until: the goal's threshold in (0, 1) (default 0.9). Targeted: the
-            target is the top class and p(target) >= until. Untargeted: the
-            originally predicted class c is lowered until another class *leads
-            it by* ``until``: max over k != c of p_k, minus p_c, >= until.
+        max_steps: the most sign steps (default 50).
+        until: the goal's threshold in (0, 1) (default 0.9), under the model
+            file's pipeline. Targeted: the target is the top class and
+            p(target) >= until. Untargeted: the originally predicted class c is
+            lowered until another class *leads it by* ``until``: max over
+            k != c of p_k, minus p_c, >= until. None: just fooled (the target
+            on top; untargeted, c no longer on top).
         untargeted: lower the original class instead of raising a target.
         step_size: grey levels per step (default 1, a whole number).
         progress: show a tqdm progress bar with the goal's value.
+        robust: (default True) expectation over transformation: each step
+            averages the gradient over the model's pipeline and ``samples - 1``
+            drawn from the real-world family, and the attack ends only when
+            the goal holds *and* at least 95 % of the verification suite is
+            fooled. False: the exact mode, the model file's pipeline alone
+            (one forward and one backward pass a step).
+        samples: pipelines per step in the robust mode (default
+            :data:`~breaking_nn.eot.DEFAULT_SAMPLES`, 6); each costs one image
+            of a batched forward and backward pass.
+        seed: seeds the drawing of pipelines (default 0), so a run repeats.
+        on_step: called as ``on_step(n_updates, probabilities)`` after every
+            photo evaluated (the original first, with 0; probabilities (K,)
+            under the model's own pipeline); returning True stops the attack
+            there (``result.stopped``).
 
     Every step keeps the pixels whole grey levels in 0-255 and within
-    epsilon of ``photo``. The goal is checked on exactly those integer pixels,
-    and the attack stops as soon as it holds; ``result.reached`` says whether
-    it did, ``result.summary()`` how far it got.
+    epsilon of ``photo``. The goal is checked on exactly those integer
+    pixels; ``result.fooled`` says whether the attack succeeded (robust: the
+    goal and the suite), ``result.summary()`` how far it got.
 
     >>> model = load_model("models/open_nsfw/model.toml")          # doctest: +SKIP
     >>> result = attack_photo(model, "chelsea.png", 1, epsilon=4)  # doctest: +SKIP
-    >>> result.reached, result.metrics.linf                         # doctest: +SKIP
-    (True, 2)
-    >>> result.save("chelsea-nsfw.png").ok                         # doctest: +SKIP
+    >>> result.fooled, result.suite.summary()                       # doctest: +SKIP
+    (True, 'fooled under 12 of 12 pipelines')
+    >>> result.save("chelsea-flagged.png").ok                      # doctest: +SKIP
     True
     """
-    check_settings(epsilon=epsilon, max_steps=max_steps, until=until)
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
-        raise AttackError(f"step_size must be a whole number of grey levels >= 1, not {step_size!r}")
+    check_settings(epsilon=epsilon, max_steps=max_steps, until=until, robust=robust, samples=samples, seed=seed)
+    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or not 1 <= step_size <= 127:
+        raise AttackError(f"step_size must be a whole number of grey levels from 1 to 127, not {step_size!r}")
     if untargeted and target is not None:
         raise AttackError("give a target or untargeted=True, not both: an untargeted attack has no target")
     if not untargeted and target is None:
         raise AttackError("give a target class (number or name), or untargeted=True")
     target_index = None if untargeted else model.labels.index(target)
-    original = as_photo(photo)
-    height, width = original.shape[:2]
+    source = photo if isinstance(photo, Photo) else read_photo(photo)
+    original = source.pixels
+    check_photo_size(original)
+    samples = (samples or DEFAULT_SAMPLES) if robust else 1
+    seed = (seed or 0) if robust else None
+    rng = np.random.default_rng(seed)
     budget = int(math.floor(epsilon))
-    low = np.clip(original.astype(np.int16) - budget, 0, 255)
-    high = np.clip(original.astype(np.int16) + budget, 0, 255)
+    low = np.clip(original, budget, 255) - np.uint8(min(budget, 255))  # uint8 bounds, no int16 copies kept
+    high = np.clip(original, 0, 255 - budget) + np.uint8(min(budget, 255))
+    current = original.copy()
 
-    current = original.astype(np.int16)
-    if untargeted:  # the class to lower: one extra forward pass
-        original_class = int(np.argmax(photo_probabilities(model, original)))
-        label = original_class
-    else:
-        original_class, label = -1, target_index  # set from the first step below
+    own = model_pipeline(model.preprocessing)
+    original_class = int(np.argmax(photo_probabilities(model, original))) if untargeted else -1
+    label = original_class if untargeted else target_index
     direction = -1 if untargeted else 1  # lower p(original class), or raise p(target)
     steps: list[np.ndarray] = []
-    n_updates = 0
+    n_updates, stopped = 0, False
+    suite_checked_at = -SUITE_EVERY
     desc = f"{model.name} -> " + ("untargeted" if untargeted else model.labels.name(target_index)[:30])
     with tqdm(total=max_steps, desc=desc, disable=not progress, leave=False) as bar:
         while True:
-            pixels = current.astype(np.uint8)
-            probs, grad = model.forward_backward(model.preprocess(load_image(pixels)), label)
-            steps.append(probs)
+            suite = None  # a suite result always belongs to the current pixels
+            pipelines = draw_pipelines(model, samples, rng) if robust else [own]
+            probs, photo_grad = eot_gradient(model, current, label, pipelines)
+            own_probs = probs[0]
+            steps.append(own_probs)
             if original_class < 0:
-                original_class = int(np.argmax(probs))
-            value = goal_value(probs, target=target_index, original_class=original_class)
-            bar.set_postfix_str(f"{'p(target)' if target_index is not None else 'lead'}={value:.4f}")
-            if goal_holds(probs, target=target_index, original_class=original_class, until=until):
+                original_class = int(np.argmax(own_probs))
+            if on_step is not None and on_step(n_updates, own_probs):
+                stopped = True
                 break
+            if goal_holds(own_probs, target=target_index, original_class=original_class, until=until):
+                if not robust:
+                    break
+                if n_updates - suite_checked_at >= SUITE_EVERY or n_updates == max_steps:
+                    suite = check_suite(model, current, target=target_index, original_class=original_class)
+                    suite_checked_at = n_updates
+                    if suite.passes:
+                        break
+            value = goal_value(own_probs, target=target_index, original_class=original_class)
+            bar.set_postfix_str(f"{'p(target)' if target_index is not None else 'lead'}={value:.4f}")
             if n_updates == max_steps:
                 break
-            photo_grad = model.preprocessing.adjoint(grad, (height, width))  # d p / d photo, exact transpose
-            current = np.clip(current + direction * step_size * np.sign(photo_grad).astype(np.int16), low, high)
+            move = np.sign(photo_grad, out=photo_grad).astype(np.int8)
+            move *= np.int8(direction * step_size)
+            del photo_grad
+            moved = current.astype(np.int16)
+            moved += move
+            del move
+            np.clip(moved, low, high, out=moved)
+            current = moved.astype(np.uint8)
+            del moved
             n_updates += 1
             bar.update(1)
-    adversarial = current.astype(np.uint8)
+    if suite is None:
+        suite = check_suite(model, current, target=target_index, original_class=original_class)
     return PhotoAttackResult(
-        model=model, original=original, adversarial=adversarial, target=target_index, untargeted=untargeted,
-        original_class=original_class, epsilon=float(epsilon), until=float(until), steps=steps,
-        n_updates=n_updates,
+        model=model, original=original, adversarial=current, target=target_index, untargeted=untargeted,
+        original_class=original_class, epsilon=float(epsilon), until=None if until is None else float(until),
+        steps=steps, n_updates=n_updates,
         reached=goal_holds(steps[-1], target=target_index, original_class=original_class, until=until),
-        metrics=perturbation_metrics(original, adversarial),
+        metrics=perturbation_metrics(original, current), suite=suite, robust=robust, samples=samples, seed=seed,
+        stopped=stopped, icc_profile=source.icc_profile,
     )

@@ -1,4 +1,4 @@
-"""The report figure of a photo attack: original, amplified perturbation, adversarial, top-5 bars.
+"""The report figure of a photo attack: original, amplified perturbation, adversarial, top-5 bars, the suite.
 
 >>> fig = draw_report(result)                  # doctest: +SKIP
 >>> save_report(result, "report.png")          # doctest: +SKIP
@@ -27,8 +27,9 @@ def perturbation_picture(result: PhotoAttackResult) -> np.ndarray:
     return np.clip(0.5 + delta * amplification(result) / 255.0, 0.0, 1.0)
 
 
-def draw_report(result: PhotoAttackResult, *, figsize=(12, 6.5)) -> Figure:
-    """A matplotlib Figure (not shown, no pyplot state): the three photos over two top-5 bar charts."""
+def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
+    """A matplotlib Figure (not shown, no pyplot state): the three photos over two top-5 bar charts
+    and the verification suite (a bar per pipeline: p(goal class), red where not fooled)."""
     fig = Figure(figsize=figsize, layout="constrained")
     grid = fig.add_gridspec(2, 6, height_ratios=[3, 2])
     pictures = [
@@ -43,7 +44,7 @@ def draw_report(result: PhotoAttackResult, *, figsize=(12, 6.5)) -> Figure:
         ax.axis("off")
     colour = {result.original_class: "tab:green", **({result.target: "tab:red"} if result.target is not None else {})}
     for i, (top, title) in enumerate([(result.top5_before(), "Top 5 before"), (result.top5_after(), "Top 5 after")]):
-        ax = fig.add_subplot(grid[1, 3 * i:3 * i + 3])
+        ax = fig.add_subplot(grid[1, 2 * i:2 * i + 2])
         names = [f"{n} {name[:28]}" for n, name, _ in top][::-1]
         values = [p for _, _, p in top][::-1]
         colours = [colour.get(n, "tab:blue") for n, _, _ in top][::-1]  # red: target, green: original class
@@ -52,10 +53,25 @@ def draw_report(result: PhotoAttackResult, *, figsize=(12, 6.5)) -> Figure:
         ax.set_xlim(0, 1.15)
         ax.set_xlabel("probability")
         ax.set_title(title)
+    draw_suite(fig.add_subplot(grid[1, 4:6]), result)
     status = "reached" if result.reached else "not reached"
-    fig.suptitle(f"{result.model.name}: {result.goal_text()} {status} in {result.n_updates} steps - "
-                 f"{result.metrics}", fontsize=10)
+    fig.suptitle(f"{result.model.name}, {result.mode_text()}: {result.goal_text()} {status} in {result.n_updates} "
+                 f"steps, {result.suite.summary()} - {result.metrics}", fontsize=10)
     return fig
+
+
+def draw_suite(ax, result: PhotoAttackResult) -> None:
+    """Bars on ``ax``: each suite pipeline's p(goal class) for the adversarial photo; grey fooled, red not."""
+    suite = result.suite
+    rows = suite.rows[::-1]
+    bars = ax.barh([row.name for row in rows], [row.goal_probability for row in rows],
+                   color=["tab:gray" if row.fooled else "tab:red" for row in rows])
+    ax.bar_label(bars, labels=[f"{row.goal_probability:.2f}" for row in rows], padding=2, fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlim(0, 1.15)
+    goal = "p(target)" if result.target is not None else "p(original class)"
+    ax.set_xlabel(goal)
+    ax.set_title(f"Suite: {suite.summary().split(' (')[0]}")
 
 
 def check_report_path(path: Union[str, Path], *, force: bool = True) -> Path:

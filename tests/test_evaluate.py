@@ -4,7 +4,6 @@ On the tiny trained classifier (16x16 input, milliseconds per step); one test on
 """
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import math
@@ -77,11 +76,7 @@ def assert_same_results(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def exact_attack(model, photo: np.ndarray, target: int, epsilon: int, max_steps: int = 50):
     """(adversarial, top class after a PNG round trip): an exact attack stopping once just fooled."""
-    if "robust" in inspect.signature(bnn.attack_photo).parameters:
-        kwargs = {"until": None, "robust": False}
-    else:
-        kwargs = {"until": 1e-12}
-    result = bnn.attack_photo(model, photo, target, epsilon=epsilon, max_steps=max_steps, **kwargs)
+    result = bnn.attack_photo(model, photo, target, epsilon=epsilon, max_steps=max_steps, until=None, robust=False)
     buffer = io.BytesIO()
     Image.fromarray(result.adversarial).save(buffer, format="PNG")
     probs = model.forward(model.preprocess(bnn.load_image(np.asarray(Image.open(buffer)))))
