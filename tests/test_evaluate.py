@@ -1,6 +1,7 @@
 """breaking-nn evaluate: rows, minimal epsilon, the resumable CSV, the summary and curve, the command line.
 
-On the tiny trained classifier (16x16 input, milliseconds per step); one test on open_nsfw.
+On the tiny trained classifier (16x16 input, milliseconds per step); open_nsfw runs in the notebook's test
+(test_notebook.py), the Dask cluster in test_cluster.py.
 """
 from __future__ import annotations
 
@@ -271,11 +272,11 @@ def test_bad_input_is_one_line_exit_2_and_no_csv(name, tiny_model_file, folder, 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_ctrl_c_keeps_the_finished_rows_and_the_same_command_resumes(tiny_model_file, tmp_path):
     folder = tmp_path / "many"
-    write_pattern_photos(folder, 12, seed=11, size=(96, 128))
+    write_pattern_photos(folder, 8, seed=11, size=(96, 128))
     out = tmp_path / "results.csv"
     # epsilon 1 rarely fools with 16x16 patterns: each such attack runs all its steps
     args = ["evaluate", folder, "--target", "0", "--out", out, "--model", tiny_model_file, "--exact",
-            "--epsilons", "1", "--max-steps", "300"]
+            "--epsilons", "1", "--max-steps", "150"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=REPO)
     deadline = time.monotonic() + 120
@@ -288,26 +289,10 @@ def test_ctrl_c_keeps_the_finished_rows_and_the_same_command_resumes(tiny_model_
     assert stderr.strip().splitlines()[-1] == (f"breaking-nn: interrupted; the finished rows are in {out}; run the "
                                                "same command to resume")
     first = pd.read_csv(out)
-    assert 1 <= len(first) < 12 and not list(tmp_path.glob(".*.part"))
+    assert 1 <= len(first) < 8 and not list(tmp_path.glob(".*.part"))
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     final = pd.read_csv(out)
-    assert len(final) == 12
+    assert len(final) == 8
     kept = final[final["path"].isin(first["path"])].drop(columns="seconds").reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, first.drop(columns="seconds"), check_dtype=False)
-
-
-def test_open_nsfw_on_scikit_image_photos(open_nsfw_model_file, tmp_path):
-    from skimage import data
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
-    table = evaluate(open_nsfw_model_file, folder, 1, epsilons=(1, 2), max_steps=8, robust=False)
-    assert list(table["original_name"]) == ["safe for work", "safe for work"]
-    assert (table["p_original"] > 0.5).all()
-    for row in table.itertuples():
-        for e in (1, 2):
-            assert getattr(row, f"fooled_eps{e}") == (getattr(row, f"p_goal_eps{e}") > 0.5)  # two classes
-        assert pd.isna(row.min_epsilon) or row.min_epsilon in (1, 2)
