@@ -125,10 +125,10 @@ class ModelPlugin(WorkerPlugin):
 
 
 def evaluate_task(items: list[tuple[str, bytes]], settings: EvaluateSettings, keep: bool) -> list:
-    """Run on a worker: :func:`~breaking_nn.evaluate.evaluate_photos` with the worker's model."""
+    """Run on a worker: :func:`~breaking_nn.evaluate.evaluate_photos` with the worker's model (a batch of ``items``)."""
     plugin = distributed.get_worker().plugins[PLUGIN_NAME]
     with plugin.lock:
-        return evaluate_photos(plugin.model(), items, settings, keep=keep)
+        return evaluate_photos(plugin.model(), items, settings, keep=keep, batch=len(items))
 
 
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> "distributed.Client":

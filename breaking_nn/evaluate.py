@@ -215,88 +215,129 @@ def _png(photo: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _attack(model: Classifier, item: _Photo, epsilon: int, settings: EvaluateSettings) -> _Outcome:
-    """Attack ``item`` at ``epsilon`` and judge the PNG it would be saved as."""
+def _attack_many(model: Classifier, jobs: list[tuple[_Photo, int]], settings: EvaluateSettings,
+                 batch: int) -> None:
+    """Attack each ``(photo, epsilon)`` of ``jobs``, ``batch`` at a time; the outcomes go into ``photo.outcomes``.
+
+    ``batch`` 1 calls :func:`~breaking_nn.photo_attack.attack_photo` per
+    photo; more go through :func:`~breaking_nn.batch_attack.attack_photos`
+    (one reshaped batch per step), which gives the same pixels.
+    """
     target = settings.target
-    seed = attack_seed(settings.seed, item.name, epsilon)
-    result = attack_photo(model, item.photo, target, epsilon=epsilon, max_steps=settings.max_steps, until=None,
-                          untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples,
-                          seed=seed if settings.robust else None)
-    png = _png(result.adversarial)
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start:start + batch]
+        seeds = [attack_seed(settings.seed, item.name, e) if settings.robust else None for item, e in chunk]
+        if len(chunk) == 1:
+            (item, epsilon), seed = chunk[0], seeds[0]
+            result = attack_photo(model, item.photo, target, epsilon=epsilon, max_steps=settings.max_steps,
+                                  until=None, untargeted=settings.untargeted, robust=settings.robust,
+                                  samples=settings.samples, seed=seed)
+            adversarials = [(result.adversarial, int(result.n_updates), result.suite)]
+        else:
+            from .batch_attack import attack_photos
+
+            results = attack_photos(model, [item.photo for item, _ in chunk], target,
+                                    epsilons=[e for _, e in chunk], seeds=seeds, max_steps=settings.max_steps,
+                                    untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples)
+            adversarials = [(r.adversarial, r.n_updates, r.suite) for r in results]
+        for (item, epsilon), (adversarial, n_updates, suite) in zip(chunk, adversarials):
+            item.outcomes[epsilon] = _judge(model, item, epsilon, adversarial, n_updates, suite.fraction, settings)
+
+
+def _judge(model: Classifier, item: _Photo, epsilon: int, adversarial: np.ndarray, n_updates: int,
+           suite: float, settings: EvaluateSettings) -> _Outcome:
+    """Judge the PNG ``adversarial`` would be saved as; ``suite``: the fraction of the suite it fools."""
+    target = settings.target
+    png = _png(adversarial)
     probs = model.forward(model.preprocess(decode_image(png)))  # what the saved file gives
     pipeline = is_fooled(probs, target=target, original_class=item.original_class)
-    suite = float(result.suite.fraction)  # the suite of the adversarial photo (lossless: the PNG's)
     fooled = pipeline and (not settings.robust or suite >= ROBUST_FRACTION)
-    return _Outcome(epsilon=epsilon, adversarial=result.adversarial, png=png, steps=int(result.n_updates),
-                    pipeline=bool(pipeline), suite=suite,
+    return _Outcome(epsilon=epsilon, adversarial=adversarial, png=png, steps=int(n_updates),
+                    pipeline=bool(pipeline), suite=float(suite),
                     p_goal=goal_probability(probs, target=target, original_class=item.original_class),
                     fooled=bool(fooled))
 
 
-def _minimal_epsilon(model: Classifier, item: _Photo, settings: EvaluateSettings) -> Optional[int]:
-    """Bisection over whole grey levels between the given budgets' runs (kept in ``item.outcomes``)."""
-    fooling = [e for e in settings.epsilons if item.outcomes[e].fooled]
+def _bracket(item: _Photo, epsilons: Sequence[int]) -> Optional[tuple[int, int]]:
+    """(low, high): the largest budget known not to fool below the smallest known to fool; None if none fools."""
+    fooling = sorted(e for e, o in item.outcomes.items() if o.fooled)
     if not fooling:
         return None
     high = fooling[0]
-    low = max([e for e in settings.epsilons if e < high], default=0)
-    while high - low > 1:
-        mid = (low + high) // 2
-        outcome = item.outcomes.get(mid) or _attack(model, item, mid, settings)
-        item.outcomes[mid] = outcome
-        if outcome.fooled:
-            high = mid
-        else:
-            low = mid
-    return high
+    return max([e for e in item.outcomes if e < high], default=0), high
+
+
+def _minimal_epsilons(model: Classifier, items: list[_Photo], settings: EvaluateSettings, batch: int) -> None:
+    """Bisection over whole grey levels, all photos' probes of one round attacked together.
+
+    Starts from the given budgets' runs (already in ``outcomes``); for each
+    photo, probes ``(low + high) // 2`` until ``high - low == 1``; ``high``
+    is then its minimal epsilon (found assuming fooling is monotone in epsilon).
+    """
+    while True:
+        jobs = []
+        for item in items:
+            bracket = _bracket(item, settings.epsilons)
+            if bracket is not None and bracket[1] - bracket[0] > 1:
+                jobs.append((item, (bracket[0] + bracket[1]) // 2))
+        if not jobs:
+            return
+        _attack_many(model, jobs, settings, batch)
 
 
 def evaluate_photos(model: Classifier, items: Sequence[tuple[str, bytes]], settings: EvaluateSettings, *,
-                    keep: bool = False) -> list[tuple[dict, dict[str, bytes]]]:
+                    keep: bool = False, batch: int = 1) -> list[tuple[dict, dict[str, bytes]]]:
     """Evaluate encoded photos ``[(path, bytes), ...]``; one ``(row, kept)`` each, in order.
 
     ``kept`` maps file names (``NAME.eps4.png``) to PNG bytes of the
     adversarials when ``keep`` (else it is empty). A file that does not decode
-    gets a row with only ``path`` and ``error``. Used in this process and,
-    unchanged, on Dask workers.
+    gets a row with only ``path`` and ``error``. ``batch``: photos attacked at
+    once. Used in this process and, unchanged, on Dask workers.
     """
-    out = []
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    photos: list[_Photo] = []
     for name, data in items:
-        start = time.perf_counter()
         row: dict[str, Any] = {"path": name}
+        rows.append(row)
         try:
             image = decode_image(data, name)
         except ImageLoadError as exc:
             row["error"] = _error_text(exc)
-            row["seconds"] = time.perf_counter() - start
-            out.append((row, {}))
             continue
         photo = np.rint(image * 255.0).astype(np.uint8)
         probs = model.forward(model.preprocess(image))
         original_class = int(np.argmax(probs))
-        item = _Photo(name=name, photo=photo, original_class=original_class,
-                      p_original=float(probs[original_class]), outcomes={})
-        for epsilon in settings.epsilons:
-            item.outcomes[epsilon] = _attack(model, item, epsilon, settings)
-        minimal = _minimal_epsilon(model, item, settings)
+        photos.append(_Photo(name=name, photo=photo, original_class=original_class,
+                             p_original=float(probs[original_class]), outcomes={}))
         row.update(width=photo.shape[1], height=photo.shape[0], original_class=original_class,
-                   original_name=model.labels.name(original_class), p_original=item.p_original,
-                   attacks=len(item.outcomes))
-        for e in settings.epsilons:
-            o = item.outcomes[e]
-            row.update({f"fooled_eps{e}": o.fooled, f"pipeline_eps{e}": o.pipeline, f"suite_eps{e}": o.suite,
-                        f"steps_eps{e}": o.steps, f"p_goal_eps{e}": o.p_goal})
+                   original_name=model.labels.name(original_class), p_original=float(probs[original_class]))
+    for epsilon in settings.epsilons:
+        _attack_many(model, [(item, epsilon) for item in photos], settings, batch)
+    _minimal_epsilons(model, photos, settings, batch)
+    by_name = {item.name: item for item in photos}
+    out = []
+    for row in rows:
         kept: dict[str, bytes] = {}
-        if minimal is not None:
-            best = item.outcomes[minimal]
-            metrics = perturbation_metrics(photo, best.adversarial)
-            row.update(min_epsilon=minimal, l2=metrics.l2, psnr=metrics.psnr, ssim=metrics.ssim,
-                       suite_fraction=best.suite)
-        if keep:
-            stem = Path(name).name
-            for e in sorted(set(settings.epsilons) | ({minimal} if minimal is not None else set())):
-                kept[f"{stem}.eps{e}.png"] = item.outcomes[e].png
-        row["seconds"] = time.perf_counter() - start
+        item = by_name.get(row["path"])
+        if item is not None:
+            row["attacks"] = len(item.outcomes)
+            for e in settings.epsilons:
+                o = item.outcomes[e]
+                row.update({f"fooled_eps{e}": o.fooled, f"pipeline_eps{e}": o.pipeline, f"suite_eps{e}": o.suite,
+                            f"steps_eps{e}": o.steps, f"p_goal_eps{e}": o.p_goal})
+            bracket = _bracket(item, settings.epsilons)
+            minimal = None if bracket is None else bracket[1]
+            if minimal is not None:
+                best = item.outcomes[minimal]
+                metrics = perturbation_metrics(item.photo, best.adversarial)
+                row.update(min_epsilon=minimal, l2=metrics.l2, psnr=metrics.psnr, ssim=metrics.ssim,
+                           suite_fraction=best.suite)
+            if keep:
+                stem = Path(item.name).name
+                for e in sorted(set(settings.epsilons) | ({minimal} if minimal is not None else set())):
+                    kept[f"{stem}.eps{e}.png"] = item.outcomes[e].png
+        row["seconds"] = (time.perf_counter() - start) / len(rows)  # a batch's photos share its time
         out.append((row, kept))
     return out
 
@@ -407,7 +448,7 @@ def evaluate(
             classifier = model if isinstance(model, Classifier) else load_model(spec)
             for group in _chunks(todo, batch):
                 items = [(str(p), _read(p)) for p in group]
-                for row, kept in evaluate_photos(classifier, items, settings, keep=keep_dir is not None):
+                for row, kept in evaluate_photos(classifier, items, settings, keep=keep_dir is not None, batch=batch):
                     accept(row, kept)
                     bar.update(1)
     finally:

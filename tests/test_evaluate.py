@@ -296,3 +296,24 @@ def test_ctrl_c_keeps_the_finished_rows_and_the_same_command_resumes(tiny_model_
     assert len(final) == 8
     kept = final[final["path"].isin(first["path"])].drop(columns="seconds").reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, first.drop(columns="seconds"), check_dtype=False)
+
+
+def test_batch_gives_the_same_rows_as_one_photo_at_a_time(exact_table, tiny_model_file, folder):
+    batched = evaluate(tiny_model_file, folder, "pattern A", robust=False, epsilons=EPSILONS, batch=4)
+    assert_same_results(batched, exact_table)
+
+
+@pytest.mark.parametrize("untargeted", [False, True], ids=["targeted", "untargeted"])
+def test_batched_robust_attack_equals_attack_photo(tiny_model, folder, untargeted):
+    from breaking_nn.batch_attack import attack_photos
+
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))[:3]]
+    target = None if untargeted else 0
+    epsilons, seeds = [2, 8, 4], [3, 1, 4]
+    batched = attack_photos(tiny_model, photos, target, epsilons=epsilons, seeds=seeds, max_steps=12,
+                            untargeted=untargeted, robust=True, samples=3)
+    for photo, e, seed, got in zip(photos, epsilons, seeds, batched):
+        alone = bnn.attack_photo(tiny_model, photo, target, epsilon=e, max_steps=12, until=None,
+                                 untargeted=untargeted, robust=True, samples=3, seed=seed)
+        assert np.array_equal(got.adversarial, alone.adversarial) and got.n_updates == alone.n_updates
+        assert got.suite.fraction == alone.suite.fraction and got.original_class == alone.original_class
