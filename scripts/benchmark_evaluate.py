@@ -1,0 +1,113 @@
+"""Does ``breaking-nn evaluate --batch N`` pay? Photos per minute and peak RSS for batch 1, 4 and 16, on open_nsfw.
+
+Each (mode, batch) runs :func:`breaking_nn.evaluate.evaluate` in a fresh child
+process (so its peak RSS, ``ru_maxrss``, is its own) on the same photos:
+scikit-image's colour photos and their mirror images, one budget
+(``--epsilon``, default 1 grey level, which rarely fools within the few
+steps, so every photo takes the same ``--max-steps`` steps). The table gives
+photos per minute, the ratio to batch 1 (> 1: batching pays) and the peak RSS.
+The batches' rows are checked equal to batch 1's (batching must not change a
+result).
+
+    .venv/bin/python scripts/benchmark_evaluate.py [--batches 1,4,16] [--modes exact,robust] [--photos 16]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_photos(folder: Path, n: int) -> None:
+    """``n`` PNGs: scikit-image's colour photos, then their mirror images, then upside down, ..."""
+    from PIL import Image
+    from skimage import data
+
+    base = [np.asarray(Image.fromarray(getattr(data, name)()).convert("RGB"))
+            for name in ("astronaut", "chelsea", "coffee", "rocket", "camera")]
+    for i in range(n):
+        photo = base[i % len(base)]
+        turn = i // len(base)
+        photo = photo[:, ::-1] if turn % 2 else photo
+        photo = photo[::-1] if turn % 4 >= 2 else photo
+        Image.fromarray(np.ascontiguousarray(photo)).save(folder / f"photo{i:02d}.png")
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one evaluation and print one JSON line: seconds, photos, peak RSS."""
+    from breaking_nn.evaluate import evaluate
+
+    start = time.perf_counter()
+    table = evaluate(args.model, args.folder, 1, epsilons=(args.epsilon,), max_steps=args.max_steps,
+                     robust=args.mode == "robust", seed=0 if args.mode == "robust" else None, batch=args.batch,
+                     out=args.out)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "photos": len(table),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", default="1,4,16")
+    parser.add_argument("--modes", default="exact,robust")
+    parser.add_argument("--photos", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--epsilon", type=int, default=1)
+    parser.add_argument("--model", default=None, help="model.toml (default: open_nsfw, fetched into the cache)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="exact", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    import pandas as pd
+
+    if args.model is None:
+        from breaking_nn.open_nsfw import fetch_open_nsfw
+
+        cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
+        args.model = str(fetch_open_nsfw(cache / "models" / "open_nsfw"))
+    batches = [int(b) for b in args.batches.split(",")]
+    modes = args.modes.split(",")
+    print(f"evaluate --batch on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"{args.photos} photos, epsilon {args.epsilon}, {args.max_steps} steps each; model {args.model}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        write_photos(folder, args.photos)
+        print(f"{'mode':<7} {'batch':>5} {'photos/min':>11} {'vs batch 1':>11} {'peak RSS':>10}")
+        for mode in modes:
+            base_rate, base_rows = None, None
+            for batch in batches:
+                out = Path(tmp) / f"{mode}-{batch}.csv"
+                run = subprocess.run([sys.executable, __file__, "--child", "--mode", mode, "--batch", str(batch),
+                                      "--folder", str(folder), "--out", str(out), "--model", args.model,
+                                      "--epsilon", str(args.epsilon), "--max-steps", str(args.max_steps)],
+                                     capture_output=True, text=True)
+                if run.returncode != 0:
+                    print(f"{mode:<7} {batch:>5}  failed: {run.stderr.strip().splitlines()[-1:]}")
+                    continue
+                result = json.loads(run.stdout.strip().splitlines()[-1])
+                rate = 60 * result["photos"] / result["seconds"]
+                rows = pd.read_csv(out).drop(columns=["seconds"])
+                if base_rate is None:
+                    base_rate, base_rows = rate, rows
+                same = "" if rows.equals(base_rows) else "  ROWS DIFFER FROM BATCH 1"
+                print(f"{mode:<7} {batch:>5} {rate:>11.2f} {rate / base_rate:>10.2f}x "
+                      f"{result['peak_rss_mb'] / 1024:>8.2f} GB{same}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
