@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import AttackError
 from .labels import Label
 from .model import Classifier
 
@@ -50,11 +51,12 @@ def trick(
     certainty: 51.84%
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 2:
-        raise ValueError(
+        raise AttackError(
             f"n_steps must be a whole number >= 2 (the attack makes n_steps - 1 updates), not {n_steps!r}"
         )
-    if not np.isfinite(epsilon) or epsilon <= 0:
-        raise ValueError(f"epsilon must be a positive number of grey levels (the blog uses 0.9), not {epsilon!r}")
+    if (isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not np.isfinite(epsilon)
+            or epsilon <= 0):
+        raise AttackError(f"epsilon must be a positive number of grey levels (the blog uses 0.9), not {epsilon!r}")
     model.check_data(image)
     target = model.labels.index(desired_label)
     prediction_steps = []

@@ -114,6 +114,9 @@ def _decode(data: bytes, origin: str, convert: Callable):
 def _upright(img: Image.Image, origin: str) -> Image.Image:
     """``img`` turned as its EXIF orientation tag says (as viewers show it); a corrupt EXIF block is ignored."""
     try:
+        raw = img.info.get("exif")
+        if raw:
+            Image.Exif().load(raw)  # getexif() below would hide a corrupt block: an empty tag list
         orientation = img.getexif().get(0x0112, 1)
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on a corrupt EXIF block
         warnings.warn(f"{origin}: its EXIF block is unreadable ({type(exc).__name__}: {exc}); "

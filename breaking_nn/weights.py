@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
+from urllib.parse import urlparse
 
 import requests
 
@@ -98,12 +99,22 @@ def download_weights(
         raise WeightsError(f"could not download {url}: HTTP {response.status_code} {response.reason}. "
                            f"Nothing was saved. {hint}") from None
     except requests.RequestException as exc:
-        raise WeightsError(f"could not download {url}: {type(exc).__name__}: {exc}. The download is "
-                           f"incomplete; nothing was saved. Try again. {hint}") from None
+        raise WeightsError(f"{network_failure(url, exc)} Nothing was saved. {hint}") from None
     except ValueError as exc:  # pooch: the hash does not match
         raise WeightsError(f"download of {url} failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is "
                            f"corrupt or not the one expected. Nothing was saved. {hint}") from None
     return dest
+
+
+def network_failure(url: str, exc: requests.RequestException) -> str:
+    """What went wrong with a download, in words: no connection (DNS, refused), a time-out, or a cut-off body."""
+    host = urlparse(url).netloc or url
+    if isinstance(exc, requests.Timeout):
+        return f"could not download {url}: {host} did not answer in time ({type(exc).__name__}). Try again."
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return (f"could not download {url}: no connection to {host} (no network, the name does not resolve, or "
+                f"the server refused): {type(exc).__name__}: {exc}.")
+    return f"could not download {url}: the download broke off and is incomplete ({type(exc).__name__}: {exc}). Try again."
 
 
 def resolve_weights(weights: Optional[Union[str, Path]] = None, *, download: bool = True) -> Path:

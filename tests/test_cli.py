@@ -58,10 +58,27 @@ def test_attack_json_is_one_object(tiny_model_file, photo, tmp_path):
     result = run("attack", photo, "--target", "1", "--out", out, "--epsilon", 8, "--json", "--model", tiny_model_file)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["mode"] == "robust" and report["samples"] == 6 and report["seed"] == 0 and report["fooled"]
+    suite = report["saved"]["suite"]
+    assert suite["total"] >= 12 and suite["fooled"] == suite["total"] and suite["passes"]
+    assert [row["pipeline"] for row in suite["pipelines"]][0] == "model"
+    assert all(row["fooled"] and row["top_class"] == 1 for row in suite["pipelines"])
     assert report["reached"] and report["target"] == 1 and report["exit_code"] == 0
     assert report["saved"]["ok"] and report["saved"]["format"] == "WEBP" and report["saved"]["lossless"]
     assert report["metrics"]["linf"] <= 8 and report["top5_after"][0][0] == 1
     assert report["size"] == [52, 68] and out.is_file()
+
+
+def test_exact_mode_and_the_suite_table(tiny_model_file, photo, tmp_path):
+    out = tmp_path / "exact.png"
+    result = run("attack", photo, "--target", "pattern A", "--out", out, "--epsilon", 8, "--exact",
+                 "--model", tiny_model_file)
+    assert result.returncode == 0, result.stderr
+    assert "mode: exact (the model file's pipeline)" in result.stdout
+    assert "file at half size" in result.stdout and "pillow lanczos" in result.stdout
+    assert "fooled under " in result.stdout and " of 12 pipelines" in result.stdout
+    help_text = run("attack", "--help").stdout
+    assert "--exact" in help_text and "95 %" in help_text and "--samples" in help_text and "--seed" in help_text
 
 
 def test_budget_running_out_exits_3_with_the_file_written(tiny_model_file, photo, tmp_path):
@@ -110,6 +127,12 @@ BAD_INPUTS = {
     "output extension": (["--out-ext"], None, "cannot tell the image format"),
     "untargeted and target": (["--untargeted"], None, "not both"),
     "model file fails to load": (["--bad-model"], None, "nowhere.prototxt"),
+    "samples zero": (["--samples", "0"], None, "samples must be a whole number of pipelines per step >= 1"),
+    "samples not a number": (["--samples", "six"], None, "--samples must be a whole number, not 'six'"),
+    "exact with samples": (["--exact", "--samples", "3"], None, "--samples and --seed belong to the robust mode"),
+    "exact with seed": (["--exact", "--seed", "1"], None, "--samples and --seed belong to the robust mode"),
+    "photo of 2x2 pixels": ([], "2x2", "the photo is 2x2 pixels: too small to attack"),
+    "ftp URL": ([], "ftp", "only http:// and https:// URLs can be fetched, not ftp://"),
 }
 
 
@@ -125,6 +148,11 @@ def bad_runs(tiny_model_file, photo, tmp_path_factory):
         elif photo_kind == "text":
             source = folder / "notes.jpg"
             source.write_text("this is not a photo\n")
+        elif photo_kind == "2x2":
+            source = folder / "dot.png"
+            Image.new("RGB", (2, 2), (10, 20, 30)).save(source)
+        elif photo_kind == "ftp":
+            source = "ftp://example.org/cat.jpg"
         out = folder / "out.png"
         args = ["attack", source, "--model", tiny_model_file, "--epsilon", "8"]
         for option in extra:

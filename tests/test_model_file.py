@@ -79,6 +79,17 @@ BAD = [
      "predicts 3 classes but the label list has 2"),
     ("preprocessing that does not give the input size", lambda t: t + "resize = [20, 20]\n",
      r"makes \[20, 20\] images but the network takes \[16, 16\]"),
+    ("unknown resizer", lambda t: t + 'resizer = "opencv"\n', 'resizer must be "skimage" or "pillow", not \'opencv\''),
+    ("unknown resample", lambda t: t + 'resizer = "pillow"\nresample = "hamming"\n',
+     "resample must be one of 'bilinear', 'bicubic', 'lanczos', 'box', 'nearest', not 'hamming'"),
+    ("resample without Pillow", lambda t: t + 'resample = "bicubic"\n', 'add resizer = "pillow"'),
+    ("antialias with Pillow", lambda t: t + 'resizer = "pillow"\nantialias = true\n',
+     "antialias is a scikit-image option: Pillow always filters when it shrinks"),
+    ("jpeg_roundtrip zero", lambda t: t + "jpeg_roundtrip = 0\n", "jpeg_roundtrip must be a JPEG quality, .* 1 to 95"),
+    ("jpeg_roundtrip 96", lambda t: t + "jpeg_roundtrip = 96\n", "jpeg_roundtrip must be a JPEG quality, .* 1 to 95"),
+    ("jpeg_roundtrip not a number", lambda t: t + 'jpeg_roundtrip = "75"\n', "key 'jpeg_roundtrip' must be an integer"),
+    ("duplicate label names", lambda t: t.replace('"pattern C"', '"Pattern A"'),
+     "classes 0 and 2 are both named 'Pattern A'"),
 ]
 
 
