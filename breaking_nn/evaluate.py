@@ -186,8 +186,7 @@ class _Outcome:
     """One attack of one photo at one budget, judged after a PNG round trip."""
 
     epsilon: int
-    adversarial: np.ndarray  # (H, W, 3) uint8 RGB
-    png: bytes
+    png: bytes  # the adversarial photo as a PNG (kept instead of the pixels: smaller, and what is judged)
     steps: int
     pipeline: bool
     suite: float
@@ -252,7 +251,7 @@ def _judge(model: Classifier, item: _Photo, epsilon: int, adversarial: np.ndarra
     probs = model.forward(model.preprocess(decode_image(png)))  # what the saved file gives
     pipeline = is_fooled(probs, target=target, original_class=item.original_class)
     fooled = pipeline and (not settings.robust or suite >= ROBUST_FRACTION)
-    return _Outcome(epsilon=epsilon, adversarial=adversarial, png=png, steps=int(n_updates),
+    return _Outcome(epsilon=epsilon, png=png, steps=int(n_updates),
                     pipeline=bool(pipeline), suite=float(suite),
                     p_goal=goal_probability(probs, target=target, original_class=item.original_class),
                     fooled=bool(fooled))
@@ -330,7 +329,8 @@ def evaluate_photos(model: Classifier, items: Sequence[tuple[str, bytes]], setti
             minimal = None if bracket is None else bracket[1]
             if minimal is not None:
                 best = item.outcomes[minimal]
-                metrics = perturbation_metrics(item.photo, best.adversarial)
+                adversarial = np.rint(decode_image(best.png) * 255.0).astype(np.uint8)
+                metrics = perturbation_metrics(item.photo, adversarial)
                 row.update(min_epsilon=minimal, l2=metrics.l2, psnr=metrics.psnr, ssim=metrics.ssim,
                            suite_fraction=best.suite)
             if keep:
