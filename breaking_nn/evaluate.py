@@ -437,6 +437,8 @@ def evaluate(
         if on_row is not None:
             on_row(row)
 
+    if not todo:  # every photo already has its row
+        return table.frame()
     bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="photos", unit="photo", disable=not progress)
     try:
         if scheduler is not None:
