@@ -9,7 +9,7 @@ photos per minute, the ratio to batch 1 (> 1: batching pays) and the peak RSS.
 The batches' rows are checked equal to batch 1's (batching must not change a
 result).
 
-    .venv/bin/python scripts/benchmark_evaluate.py [--batches 1,4,16] [--modes exact,robust] [--photos 16]
+    .venv/bin/python scripts/benchmark_evaluate.py [--batches 1,4,16] [--modes exact,robust] [--photos 16] [--rounds 1]
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,11 +44,13 @@ def write_photos(folder: Path, n: int) -> None:
 
 
 def child(args: argparse.Namespace) -> None:
-    """Run one evaluation and print one JSON line: seconds, photos, peak RSS."""
+    """Run one evaluation and print one JSON line: seconds (the model's loading left out), photos, peak RSS."""
     from breaking_nn.evaluate import evaluate
+    from breaking_nn.model import load_model
 
+    model = load_model(args.model)  # loading is not timed
     start = time.perf_counter()
-    table = evaluate(args.model, args.folder, 1, epsilons=(args.epsilon,), max_steps=args.max_steps,
+    table = evaluate(model, args.folder, 1, epsilons=(args.epsilon,), max_steps=args.max_steps,
                      robust=args.mode == "robust", seed=0 if args.mode == "robust" else None, batch=args.batch,
                      out=args.out)
     seconds = time.perf_counter() - start
@@ -62,6 +65,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=16)
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--epsilon", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the batches in turn (1, 4, 16, 16, 4, 1, ...): drift in machine load hits them alike; "
+                             "each figure is the median")
     parser.add_argument("--model", default=None, help="model.toml (default: open_nsfw, fetched into the cache)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="exact", help=argparse.SUPPRESS)
@@ -89,24 +95,32 @@ def main() -> None:
         write_photos(folder, args.photos)
         print(f"{'mode':<7} {'batch':>5} {'photos/min':>11} {'vs batch 1':>11} {'peak RSS':>10}")
         for mode in modes:
-            base_rate, base_rows = None, None
+            rates: dict[int, list[float]] = {b: [] for b in batches}
+            peaks: dict[int, float] = {b: 0.0 for b in batches}
+            rows: dict[int, object] = {}
+            for round_ in range(args.rounds):
+                for batch in (batches if round_ % 2 == 0 else batches[::-1]):
+                    out = Path(tmp) / f"{mode}-{batch}.csv"
+                    out.unlink(missing_ok=True)
+                    run = subprocess.run([sys.executable, __file__, "--child", "--mode", mode, "--batch", str(batch),
+                                          "--folder", str(folder), "--out", str(out), "--model", args.model,
+                                          "--epsilon", str(args.epsilon), "--max-steps", str(args.max_steps)],
+                                         capture_output=True, text=True)
+                    if run.returncode != 0:
+                        print(f"{mode:<7} {batch:>5}  failed: {run.stderr.strip().splitlines()[-1:]}")
+                        continue
+                    result = json.loads(run.stdout.strip().splitlines()[-1])
+                    rates[batch].append(60 * result["photos"] / result["seconds"])
+                    peaks[batch] = max(peaks[batch], result["peak_rss_mb"] / 1024)
+                    rows[batch] = pd.read_csv(out).drop(columns=["seconds"])
+            base = statistics.median(rates[batches[0]]) if rates[batches[0]] else float("nan")
             for batch in batches:
-                out = Path(tmp) / f"{mode}-{batch}.csv"
-                run = subprocess.run([sys.executable, __file__, "--child", "--mode", mode, "--batch", str(batch),
-                                      "--folder", str(folder), "--out", str(out), "--model", args.model,
-                                      "--epsilon", str(args.epsilon), "--max-steps", str(args.max_steps)],
-                                     capture_output=True, text=True)
-                if run.returncode != 0:
-                    print(f"{mode:<7} {batch:>5}  failed: {run.stderr.strip().splitlines()[-1:]}")
+                if not rates[batch]:
                     continue
-                result = json.loads(run.stdout.strip().splitlines()[-1])
-                rate = 60 * result["photos"] / result["seconds"]
-                rows = pd.read_csv(out).drop(columns=["seconds"])
-                if base_rate is None:
-                    base_rate, base_rows = rate, rows
-                same = "" if rows.equals(base_rows) else "  ROWS DIFFER FROM BATCH 1"
-                print(f"{mode:<7} {batch:>5} {rate:>11.2f} {rate / base_rate:>10.2f}x "
-                      f"{result['peak_rss_mb'] / 1024:>8.2f} GB{same}", flush=True)
+                rate = statistics.median(rates[batch])
+                same = "" if batches[0] not in rows or rows[batch].equals(rows[batches[0]]) else "  ROWS DIFFER"
+                print(f"{mode:<7} {batch:>5} {rate:>11.2f} {rate / base:>10.2f}x {peaks[batch]:>8.2f} GB{same}",
+                      flush=True)
 
 
 if __name__ == "__main__":
