@@ -43,6 +43,27 @@ def write_photos(folder: Path, n: int) -> None:
         Image.fromarray(np.ascontiguousarray(photo)).save(folder / f"photo{i:02d}.png")
 
 
+def net_only(model_file: str, batches: list[int], rounds: int) -> None:
+    """Seconds per image of one forward + backward pass at each batch size, rounds interleaved, in this process."""
+    from breaking_nn.model import load_model
+
+    model = load_model(model_file)
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0, 255, (max(batches), *model.input_shape)).astype(np.float32)
+    times: dict[int, list[float]] = {b: [] for b in batches}
+    for round_ in range(rounds):
+        for batch in (batches if round_ % 2 == 0 else batches[::-1]):
+            start = time.perf_counter()
+            model.forward_backward_batch(data[:batch], [1] * batch)
+            times[batch].append((time.perf_counter() - start) / batch)
+    base = statistics.median(times[batches[0]])
+    print("the net alone: one forward + backward pass (Classifier.forward_backward_batch), per image")
+    for batch in batches:
+        per = statistics.median(times[batch])
+        print(f"  batch {batch:>3}: {1000 * per:8.1f} ms per image  ({base / per:.2f}x the images per second of batch "
+              f"{batches[0]})")
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one evaluation and print one JSON line: seconds (the model's loading left out), photos, peak RSS."""
     from breaking_nn.evaluate import evaluate
@@ -69,6 +90,7 @@ def main() -> None:
                         help="repeat the batches in turn (1, 4, 16, 16, 4, 1, ...): drift in machine load hits them alike; "
                              "each figure is the median")
     parser.add_argument("--model", default=None, help="model.toml (default: open_nsfw, fetched into the cache)")
+    parser.add_argument("--net-only", action="store_true", help="time the net's batched pass alone, then stop")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="exact", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -87,6 +109,9 @@ def main() -> None:
         args.model = str(fetch_open_nsfw(cache / "models" / "open_nsfw"))
     batches = [int(b) for b in args.batches.split(",")]
     modes = args.modes.split(",")
+    net_only(args.model, batches, max(3, args.rounds))
+    if args.net_only:
+        return
     print(f"evaluate --batch on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"{args.photos} photos, epsilon {args.epsilon}, {args.max_steps} steps each; model {args.model}")
     with tempfile.TemporaryDirectory() as tmp:
