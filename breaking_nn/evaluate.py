@@ -499,14 +499,16 @@ def success_rates(table: pd.DataFrame) -> pd.DataFrame:
 def minimal_epsilon_quartiles(table: pd.DataFrame) -> dict[str, float]:
     """Quartiles (``q25``, ``median``, ``q75``) of ``min_epsilon`` over readable photos.
 
-    A photo no budget fooled counts as infinitely hard (``inf``), so a
-    quartile is ``inf`` when more than that share of photos resisted.
+    Each quartile is an observed minimal epsilon (numpy's ``inverted_cdf``:
+    a whole grey level, no interpolation). A photo no budget fooled counts as
+    infinitely hard (``inf``), so a quartile is ``inf`` when more than that
+    share of photos resisted.
     """
     readable = table[table["error"].isna()] if "error" in table else table
     values = pd.to_numeric(readable["min_epsilon"], errors="coerce").fillna(np.inf).to_numpy(float)
     if not len(values):
         return {"q25": math.nan, "median": math.nan, "q75": math.nan, "photos": 0, "not_fooled": 0}
-    q = np.quantile(values, [0.25, 0.5, 0.75], method="lower")
+    q = np.quantile(values, [0.25, 0.5, 0.75], method="inverted_cdf")  # each an observed whole grey level
     return {"q25": float(q[0]), "median": float(q[1]), "q75": float(q[2]), "photos": len(values),
             "not_fooled": int(np.isinf(values).sum())}
 
