@@ -177,8 +177,23 @@ def evaluate_on_cluster(scheduler: str, spec: ModelSpec, files: Sequence[Path], 
     except KeyboardInterrupt:
         client.cancel(futures)
         raise
+    except BaseException as exc:
+        if isinstance(exc, EvaluateError) or not _is_cluster_failure(exc):
+            raise  # breaking-nn's own errors (a worker's too) keep their message
+        client.cancel(futures)
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        raise EvaluateError(f"the Dask cluster at {scheduler} failed ({reason}); the finished rows are kept: "
+                            "run the same command again to resume") from None
     finally:
         client.close()
+
+
+def _is_cluster_failure(exc: BaseException) -> bool:
+    """A lost scheduler or worker, a cancelled task, a closed connection: not an error of the evaluation."""
+    from concurrent.futures import CancelledError  # distributed's FutureCancelledError is one
+
+    return isinstance(exc, (CancelledError, OSError, TimeoutError, distributed.KilledWorker,
+                            distributed.comm.CommClosedError))
 
 
 def _read(path: Path) -> bytes:
