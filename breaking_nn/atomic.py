@@ -13,7 +13,8 @@ def atomic_path(dest: Union[str, Path]) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds.
 
     The temporary file (``.NAME.XXXX.part`` in the same folder, so the rename is
-    atomic) is removed whatever happens.
+    atomic) is removed whatever happens. The file gets the permissions a plain
+    ``open()`` would give it (0666 less the umask), not ``mkstemp``'s private 0600.
 
     >>> with atomic_path("out.txt") as part:   # doctest: +SKIP
     ...     part.write_text("complete")
@@ -25,6 +26,14 @@ def atomic_path(dest: Union[str, Path]) -> Iterator[Path]:
     part = Path(name)
     try:
         yield part
+        os.chmod(part, 0o666 & ~_umask())
         os.replace(part, dest)
     finally:
         part.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

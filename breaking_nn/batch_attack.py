@@ -22,7 +22,7 @@ import numpy as np
 
 from .eot import DEFAULT_SAMPLES, _P_FLOOR, draw_pipelines
 from .model import Classifier
-from .photo_attack import SUITE_EVERY, check_photo_size, check_settings, goal_holds, photo_probabilities
+from .photo_attack import SUITE_EVERY, check_photo_size, check_settings, goal_holds, photo_probabilities, sign_step
 from .pipelines import model_pipeline
 from .suite import SuiteResult, check_suite
 
@@ -46,9 +46,7 @@ class _State:
                  target: Optional[int], untargeted: bool, robust: bool):
         check_photo_size(photo)
         self.original = photo
-        budget = int(math.floor(epsilon))
-        self.low = np.clip(photo, budget, 255) - np.uint8(min(budget, 255))
-        self.high = np.clip(photo, 0, 255 - budget) + np.uint8(min(budget, 255))
+        self.budget = int(math.floor(epsilon))
         self.current = photo.copy()
         self.rng = np.random.default_rng((seed or 0) if robust else None)
         self.original_class = int(np.argmax(photo_probabilities(model, photo))) if untargeted else -1
@@ -86,7 +84,9 @@ def attack_photos(model: Classifier, photos: Sequence[np.ndarray], target: Optio
         if not active:
             break
         drawn = [draw_pipelines(model, samples, s.rng) if robust else [own] for s in active]
-        data = np.stack([p.forward(s.current) for s, pipelines in zip(active, drawn) for p in pipelines])
+        # as eot.eot_gradient: each photo's own pipeline exact, the drawn ones fast
+        data = np.stack([p.forward(s.current, fast=i > 0) for s, pipelines in zip(active, drawn)
+                         for i, p in enumerate(pipelines)])
         labels = [s.label if s.label >= 0 else target for s, pipelines in zip(active, drawn) for _ in pipelines]
         probs, grads = model.forward_backward_batch(data, labels)
         at = 0
@@ -127,13 +127,8 @@ def _step(model: Classifier, state: _State, pipelines, probs: np.ndarray, grads:
         state.done = True
         return
     label = state.label if state.label >= 0 else target
-    total = np.zeros(state.current.shape, np.float32)  # as eot.eot_gradient sums it
+    total = np.zeros((3, *state.current.shape[:2]), np.float32)  # CHW, as eot.eot_gradient sums it
     for pipeline, grad, p in zip(pipelines, grads, probs):
         pipeline.adjoint(grad / max(float(p[label]), _P_FLOOR), state.current.shape[:2], out=total)
-    move = np.sign(total).astype(np.int8)
-    move *= np.int8(direction * step_size)
-    moved = state.current.astype(np.int16)
-    moved += move
-    np.clip(moved, state.low, state.high, out=moved)
-    state.current = moved.astype(np.uint8)
+    sign_step(state.current, total.transpose(1, 2, 0), direction * step_size, state.original, state.budget)
     state.n_updates += 1

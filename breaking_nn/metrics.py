@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
 
 from .labels import Labels
+
+#: Pixels per band of rows in :func:`perturbation_metrics` (bounds its memory on large photos).
+BAND_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class PerturbationMetrics:
 def perturbation_metrics(original: np.ndarray, perturbed: np.ndarray) -> PerturbationMetrics:
     """Compare two (H, W, 3) uint8 RGB photos of the same size; see :class:`PerturbationMetrics`.
 
+    PSNR is scikit-image's formula (10 log10(255^2 / MSE)); SSIM is scikit-image's
+    ``structural_similarity`` (7x7 window, data range 255, channels averaged),
+    computed over bands of rows so a 48 MP photo needs no full-size float copy;
+    the result is the same mean.
+
     >>> a = np.zeros((32, 32, 3), np.uint8); b = a.copy(); b[0, 0, 0] = 4
     >>> m = perturbation_metrics(a, b)
     >>> m.linf, m.l2, m.changed_fraction
@@ -56,20 +64,36 @@ def perturbation_metrics(original: np.ndarray, perturbed: np.ndarray) -> Perturb
         raise ValueError(f"compare two (H, W, 3) photos of one size, not {original.shape} and {perturbed.shape}")
     if original.dtype != np.uint8 or perturbed.dtype != np.uint8:
         raise ValueError(f"photos must be uint8 0-255, not {original.dtype} and {perturbed.dtype}")
-    delta = perturbed.astype(np.int32) - original.astype(np.int32)
-    if not delta.any():
-        psnr = float("inf")
-    else:
-        psnr = float(peak_signal_noise_ratio(original, perturbed, data_range=255))
-    side = min(original.shape[:2])
+    height, width = original.shape[:2]
+    side = min(height, width)
     win = min(7, side if side % 2 else side - 1)  # scikit-image's default 7, or the largest odd that fits
-    ssim = float(structural_similarity(original, perturbed, data_range=255, channel_axis=2, win_size=win))
+    if win < 3:
+        raise ValueError(f"photos of {width}x{height} pixels are too small for SSIM (3x3 pixels at least)")
+    pad = (win - 1) // 2
+    band = max(4 * win, BAND_PIXELS // width)
+    linf, squares, changed, ssim_sum, ssim_count = 0, 0, 0, 0.0, 0
+    for top in range(0, height, band):  # bands of rows: never a full-size float copy
+        bottom = min(height, top + band)
+        delta = perturbed[top:bottom].astype(np.int16) - original[top:bottom].astype(np.int16)
+        linf = max(linf, int(np.abs(delta).max()))
+        squares += int(np.sum(delta.astype(np.int64) ** 2))
+        changed += int(np.any(delta != 0, axis=2).sum())
+        # SSIM's map needs ``pad`` rows of context: compute it on a band widened by pad rows, keep the band
+        lo, hi = max(0, top - pad), min(height, bottom + pad)
+        _, ssim_map = structural_similarity(original[lo:hi], perturbed[lo:hi], data_range=255, channel_axis=2,
+                                            win_size=win, full=True)
+        keep_top, keep_bottom = max(top, pad), min(bottom, height - pad)  # scikit-image drops pad at the borders
+        if keep_bottom > keep_top:
+            kept = ssim_map[keep_top - lo:keep_bottom - lo, pad:width - pad]
+            ssim_sum += float(kept.sum(dtype=np.float64))
+            ssim_count += kept.size
+    mse = squares / original.size
     return PerturbationMetrics(
-        linf=int(np.abs(delta).max()),
-        l2=float(np.sqrt(np.sum(delta.astype(np.float64) ** 2))),
-        changed_fraction=float(np.any(delta != 0, axis=2).mean()),
-        psnr=psnr,
-        ssim=ssim,
+        linf=linf,
+        l2=float(np.sqrt(squares)),
+        changed_fraction=changed / (height * width),
+        psnr=float("inf") if squares == 0 else float(10 * np.log10(255.0 ** 2 / mse)),
+        ssim=ssim_sum / ssim_count,
     )
 
 

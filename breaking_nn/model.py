@@ -148,6 +148,16 @@ class Classifier:
             blob.reshape(n, *self.input_shape)
             self.net.reshape()
 
+    def batch_size(self, n: int) -> int:
+        """Images per pass when ``n`` images are due: all ``n`` on a GPU, one on the CPU.
+
+        Caffe's CPU layers run each image of a batch in turn (one GEMM per
+        image), so a batch saves no time there, while its activations cost
+        memory: about 200 MB per image for ResNet-50 (``scripts/benchmark_photo.py``
+        measures the ratio).
+        """
+        return max(1, n) if self.device == "gpu" else 1
+
     def forward_batch(self, data: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) of a batch ``data`` (N, 3, h, w): one forward pass of N images.
 

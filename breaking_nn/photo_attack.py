@@ -296,7 +296,7 @@ class PhotoAttackResult:
             Image.fromarray(self.adversarial, "RGB").save(part, format=fmt, **options)
         reloaded = read_photo(path).pixels
         pixels_equal = bool(np.array_equal(reloaded, self.adversarial))
-        file_metrics = perturbation_metrics(self.original, reloaded)
+        file_metrics = self.metrics if pixels_equal else perturbation_metrics(self.original, reloaded)
         probs = photo_probabilities(self.model, reloaded)
         diff = float(np.abs(probs - self.probabilities_after).max())
         holds = self.goal_holds(probs)
@@ -389,6 +389,22 @@ def check_photo_size(photo: np.ndarray) -> None:
                           "it is upsized)")
 
 
+def sign_step(pixels: np.ndarray, grad: np.ndarray, step: int, original: np.ndarray, budget: int) -> None:
+    """In place: ``pixels += step * sign(grad)``, kept within ``budget`` grey levels of ``original`` and in 0-255.
+
+    ``pixels`` and ``original`` are (H, W, 3) uint8; ``grad`` (H, W, 3) float.
+    Done in bands of rows, so a 48 MP photo needs no full-size int16 copy.
+    """
+    band = max(1, (1 << 22) // (pixels.shape[1] * 3))
+    for top in range(0, pixels.shape[0], band):
+        rows = slice(top, top + band)
+        moved = pixels[rows].astype(np.int16)
+        moved += np.sign(grad[rows]).astype(np.int16) * np.int16(step)
+        base = original[rows].astype(np.int16)
+        np.clip(moved, np.maximum(base - budget, 0), np.minimum(base + budget, 255), out=moved)
+        pixels[rows] = moved
+
+
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
     """(H, W, 3) uint8 RGB 0-255, upright, from a path, URL, PIL image or array (see ``read_photo``)."""
     return read_photo(photo).pixels
@@ -438,8 +454,8 @@ def attack_photo(
             fooled. False: the exact mode, the model file's pipeline alone
             (one forward and one backward pass a step).
         samples: pipelines per step in the robust mode (default
-            :data:`~breaking_nn.eot.DEFAULT_SAMPLES`, 6); each costs one image
-            of a batched forward and backward pass.
+            :data:`~breaking_nn.eot.DEFAULT_SAMPLES`, 6); each costs one
+            forward and one backward pass (in one batch on a GPU).
         seed: seeds the drawing of pipelines (default 0), so a run repeats.
         on_step: called as ``on_step(n_updates, probabilities)`` after every
             photo evaluated (the original first, with 0; probabilities (K,)
@@ -473,8 +489,6 @@ def attack_photo(
     seed = (seed or 0) if robust else None
     rng = np.random.default_rng(seed)
     budget = int(math.floor(epsilon))
-    low = np.clip(original, budget, 255) - np.uint8(min(budget, 255))  # uint8 bounds, no int16 copies kept
-    high = np.clip(original, 0, 255 - budget) + np.uint8(min(budget, 255))
     current = original.copy()
 
     own = model_pipeline(model.preprocessing)
@@ -509,15 +523,8 @@ def attack_photo(
             bar.set_postfix_str(f"{'p(target)' if target_index is not None else 'lead'}={value:.4f}")
             if n_updates == max_steps:
                 break
-            move = np.sign(photo_grad, out=photo_grad).astype(np.int8)
-            move *= np.int8(direction * step_size)
+            sign_step(current, photo_grad, direction * step_size, original, budget)
             del photo_grad
-            moved = current.astype(np.int16)
-            moved += move
-            del move
-            np.clip(moved, low, high, out=moved)
-            current = moved.astype(np.uint8)
-            del moved
             n_updates += 1
             bar.update(1)
     if suite is None:

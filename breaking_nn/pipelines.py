@@ -29,7 +29,8 @@ from typing import Optional
 
 import numpy as np
 
-from .preprocessing import Preprocessing, Size, jpeg_roundtrip, pillow_matrix, pillow_resize
+from .preprocessing import (Preprocessing, Size, add_product, jpeg_roundtrip, pillow_matrix, pillow_resize,
+                            transposed)
 
 #: Resizers of the family: (resizer, resample or None, antialias), by name.
 RESIZER_FAMILY = {
@@ -78,38 +79,43 @@ class Pipeline:
         h, w = max(1, size[0] - top - bottom), max(1, size[1] - left - right)
         return max(1, round(h * self.photo_scale)), max(1, round(w * self.photo_scale))
 
-    def forward(self, photo: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB 0-255 photo -> (3, h, w) float32 data, exactly as this pipeline does it."""
+    def forward(self, photo: np.ndarray, *, fast: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 RGB 0-255 photo -> (3, h, w) float32 data, exactly as this pipeline does it.
+
+        ``fast``: scikit-image's resize as its matrices (see :meth:`Preprocessing.forward`).
+        """
         x = photo
         if self.photo_jpeg is not None:
             x = jpeg_roundtrip(x, self.photo_jpeg)
         x = self._trimmed(x)
         if self.photo_scale != 1.0:
             x = pillow_resize(x, self.photo_steps_size(photo.shape[:2]), "bilinear")
-        return self.preprocessing.forward(x)
+        return self.preprocessing.forward(x, fast=fast)
 
     def adjoint(self, grad: np.ndarray, photo_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """d/d data (3, h, w) -> d/d photo (H, W, 3) float32, per 0-1 unit; added to ``out`` if given.
+        """d/d data (3, h, w) -> d/d photo (H, W, 3) float32, per 0-1 unit.
 
         The transpose of the linear part: the model's steps (exact), the
         downscale (Pillow's float-mode matrices), the trim (zero padding);
-        the JPEG re-encode and 8-bit rounding count as the identity.
+        the JPEG re-encode and 8-bit rounding count as the identity. ``out``:
+        a (3, H, W) float32 array the result is added to (see
+        :meth:`Preprocessing.adjoint`); the returned array is an (H, W, 3) view of it.
         """
         H, W = photo_size
         if out is None:
-            out = np.zeros((H, W, 3), np.float32)
+            out = np.zeros((3, H, W), np.float32)
         top, left, bottom, right = self.trim
         th, tw = max(1, H - top - bottom), max(1, W - left - right)
-        view = out[top:top + th, left:left + tw]
+        view = out[:, top:top + th, left:left + tw]
         if self.photo_scale == 1.0:
             self.preprocessing.adjoint(grad, (th, tw), out=view)
-            return out
-        sh, sw = self.photo_steps_size(photo_size)
-        small = self.preprocessing.adjoint(grad, (sh, sw))
-        rows, cols = pillow_matrix(th, sh, "bilinear"), pillow_matrix(tw, sw, "bilinear")
-        for c in range(3):
-            view[:, :, c] += rows.T @ (cols.T @ small[:, :, c].T).T
-        return out
+        else:
+            sh, sw = self.photo_steps_size(photo_size)
+            small = self.preprocessing.adjoint(grad, (sh, sw)).transpose(2, 0, 1)  # (3, sh, sw)
+            rows_t, cols = transposed("pillow", th, sh, "bilinear"), pillow_matrix(tw, sw, "bilinear")
+            for c in range(3):
+                add_product(view[c], rows_t, small[c] @ cols)
+        return out.transpose(1, 2, 0)
 
     def _trimmed(self, photo: np.ndarray) -> np.ndarray:
         top, left, bottom, right = self.trim

@@ -172,19 +172,22 @@ class Preprocessing:
         return (bgr if self.channel_order == "BGR" else bgr[::-1]).reshape(3, 1, 1)
 
     # -- image -> data ---------------------------------------------------------------
-    def forward(self, image: np.ndarray) -> np.ndarray:
+    def forward(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """(H, W, 3) RGB image -> (3, h, w) float32 data (see the module docstring).
 
         ``image`` is float 0-1 (from ``load_image``) or uint8 0-255 (a photo's
         own pixels); both give the same data. Each channel is resized on its
         own, so a large photo never has a full-size float copy of all three.
+        ``fast=True``: scikit-image's resize is applied as the very matrices
+        the adjoint uses (the same linear map, float32 rounding aside; no
+        full-resolution Gaussian filter): for gradient estimates, never verdicts.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.resize_image(image)
+        x = self.resize_image(image, fast=fast)
         top, left, h, w = self.crop_box()
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
@@ -192,10 +195,12 @@ class Preprocessing:
             data -= self._mean
         return np.ascontiguousarray(data, dtype=np.float32)
 
-    def resize_image(self, image: np.ndarray) -> np.ndarray:
+    def resize_image(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """The resize (and JPEG) steps: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3) float32 0-1."""
         if self.resizer == "pillow":
             resized = pillow_resize(as_uint8(image), self.resized_size, self.resample or "bilinear")
+        elif image.shape[:2] != self.resized_size and fast:
+            resized = self._matrix_resize(image)
         elif image.shape[:2] != self.resized_size:
             resized = resize_image(image, self.resized_size, antialias=self.antialias)
         else:
@@ -204,6 +209,21 @@ class Preprocessing:
             resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
         return as_float(resized)
 
+    def _matrix_resize(self, image: np.ndarray) -> np.ndarray:
+        """scikit-image's resize as ``rows @ channel @ cols^T``, with caffe.io's min-max stretch kept exact."""
+        rows_t, cols = self.resize_matrices(*image.shape[:2])
+        rows = rows_t.T.tocsr()
+        lo, hi = _min_max(image)
+        out = np.empty((*self.resized_size, 3), np.float32)
+        for c in range(3):
+            resized = np.asarray(rows @ as_float(image[:, :, c])) @ cols.T
+            # caffe.io resizes (x - lo) / (hi - lo) and maps back: R x + lo (1 - R 1) for a linear R
+            out[:, :, c] = resized
+        if hi > lo:
+            ones = np.asarray(rows @ np.ones((rows.shape[1], 1), np.float32)) @ np.asarray(cols.sum(axis=1)).T
+            out += lo * (1 - ones)[:, :, None]
+        return np.clip(out, lo, hi, out=out)  # scikit-image's clip to the input's range
+
     def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Transpose of :meth:`forward`'s linear part: d/d data (3, h, w) -> d/d image (H, W, 3) float32.
 
@@ -211,15 +231,16 @@ class Preprocessing:
         the result is the gradient with respect to an (H, W, 3) RGB 0-1 image of
         ``image_size`` (per 0-1 unit: divide by 255 for per grey level). Pillow's
         rounding and the JPEG step count as the identity (straight-through).
-        ``out``: an (H, W, 3) float32 array the result is *added* to (and
-        returned), so several gradients sum without a full-size copy each.
+        ``out``: a (3, H, W) float32 array (CHW: each channel contiguous) the
+        result is *added* to, so several gradients sum without a full-size copy
+        each; the returned (H, W, 3) array is a view of it.
         """
         grad = np.asarray(grad, np.float32)
         if grad.shape != (3, *self.output_size):
             raise ModelError(f"adjoint takes a gradient of shape {(3, *self.output_size)}, not {grad.shape}")
         H, W = image_size
         if out is None:
-            out = np.zeros((H, W, 3), np.float32)
+            out = np.zeros((3, H, W), np.float32)
         g = np.empty_like(grad)
         g[self._channels] = grad * np.float32(self.raw_scale)
         rh, rw = self.resized_size
@@ -227,34 +248,22 @@ class Preprocessing:
         canvas = np.zeros((3, rh, rw), np.float32)
         canvas[:, top:top + h, left:left + w] = g
         if (H, W) == (rh, rw) and self.resizer == "skimage":
-            out += canvas.transpose(1, 2, 0)
-            return out
-        rows, cols = self.resize_matrices(H, W)  # (rh, H), (rw, W)
-        for c in range(3):  # rows^T canvas_c cols, one channel at a time
-            out[:, :, c] += rows.T @ (cols.T @ canvas[c].T).T
-        return out
+            out += canvas
+        else:
+            rows_t, cols = self.resize_matrices(H, W)  # (H, rh), (rw, W)
+            for c in range(3):  # rows^T canvas_c cols, one channel at a time
+                add_product(out[c], rows_t, canvas[c] @ cols)
+        return out.transpose(1, 2, 0)
 
     def resize_matrices(self, height: int, width: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        """The resize's 1-D matrices for an image of ``height`` x ``width``: (H', height), (W', width)."""
-        rh, rw = self.resized_size
-        if self.resizer == "pillow":
-            resample = self.resample or "bilinear"
-            return pillow_matrix(height, rh, resample), pillow_matrix(width, rw, resample)
-        return resize_matrix(height, rh, self.antialias), resize_matrix(width, rw, self.antialias)
+        """The resize as two sparse matrices for an image of ``height`` x ``width``.
 
-    def deprocess(self, data: np.ndarray, *, add_mean: bool = True) -> np.ndarray:
-        """(3, h, w) data -> (h, w, 3) RGB image, 0-1 where the data is a real image (not clipped).
-
-        This is what the network sees: the resized, cropped view, not the whole
-        original photo. ``add_mean=False`` leaves the mean out, for pictures of
-        gradients.
+        Returns (rows^T (height, H'), cols (W', width)), the forms the adjoint
+        multiplies by: resized = rows @ image @ cols^T for each channel.
         """
-        x = np.asarray(data, np.float32)
-        if add_mean and self._mean is not None:
-            x = x + self._mean
-        rgb = np.empty_like(x)
-        rgb[self._channels] = x
-        return (rgb / np.float32(self.raw_scale)).transpose(1, 2, 0)
+        rh, rw = self.resized_size
+        option = (self.resample or "bilinear") if self.resizer == "pillow" else self.antialias
+        return transposed(self.resizer, height, rh, option), one_d_matrix(self.resizer, width, rw, option)
 
 
 def resize_image(image: np.ndarray, size: Size, *, antialias: bool = False) -> np.ndarray:
@@ -272,8 +281,13 @@ def resize_image(image: np.ndarray, size: Size, *, antialias: bool = False) -> n
         return np.full((*size, image.shape[2]), lo, np.float32)
     out = np.empty((*size, image.shape[2]), np.float32)
     for c in range(image.shape[2]):
-        unit = (as_float(image[:, :, c]) - lo) / (hi - lo)
-        resized = sk_resize(unit, size, order=1, mode="constant", anti_aliasing=antialias)
+        unit = as_float(image[:, :, c], copy=True)
+        unit -= lo  # in place: the same float32 operations as (x - lo) / (hi - lo), one buffer
+        unit /= hi - lo
+        # scikit-image clips to its input's range: the stretched image's, 0-1 over all three channels
+        # (one channel's own range is narrower), so clip here, as the three-channel call does
+        resized = np.clip(sk_resize(unit, size, order=1, mode="constant", anti_aliasing=antialias, clip=False), 0, 1)
+        del unit
         out[:, :, c] = resized * (hi - lo) + lo
     return out
 
@@ -301,11 +315,13 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, np.float32) * np.float32(255)), 0, 255).astype(np.uint8)
 
 
-def as_float(image: np.ndarray) -> np.ndarray:
-    """float32 0-1 from uint8 0-255 (``/ 255`` as ``load_image`` divides) or float 0-1."""
+def as_float(image: np.ndarray, *, copy: bool = False) -> np.ndarray:
+    """float32 0-1 from uint8 0-255 (``/ 255`` as ``load_image`` divides) or float 0-1 (a copy if ``copy``)."""
     if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return image.astype(np.float32, copy=False)
+        x = image.astype(np.float32)
+        x /= np.float32(255.0)
+        return x
+    return image.astype(np.float32, copy=copy)
 
 
 def _min_max(image: np.ndarray) -> tuple[np.float32, np.float32]:
@@ -316,41 +332,105 @@ def _min_max(image: np.ndarray) -> tuple[np.float32, np.float32]:
     return np.float32(lo), np.float32(hi)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def resize_matrix(n_in: int, n_out: int, antialias: bool) -> sparse.csr_matrix:
-    """The (n_out, n_in) matrix of scikit-image's 1-D resize from ``n_in`` to ``n_out`` samples.
+    """The (n_out, n_in) float32 matrix of scikit-image's 1-D resize from ``n_in`` to ``n_out`` samples.
 
-    Built by resizing identity columns with the very call :func:`resize_image`
-    makes, so ``resize_matrix(H, h) @ column`` equals the library's result; the
-    2-D resize is separable (rows, then columns). Stored sparse: bilinear rows
-    have two non-zeros, anti-aliased ones a Gaussian's width.
+    Taken from the very call :func:`resize_image` makes (see
+    :func:`library_matrix`), so ``resize_matrix(H, h) @ column`` equals the
+    library's result; the 2-D resize is separable (rows, then columns).
+    Bilinear rows have two non-zeros, anti-aliased ones a Gaussian's width.
     """
+    def resize_columns(basis: np.ndarray) -> np.ndarray:
+        # Only axis 0 is resized, so anti-aliasing filters along it alone, with
+        # the sigma the 2-D resize uses on that axis.
+        return sk_resize(basis, (n_out, basis.shape[1]), order=1, mode="constant", anti_aliasing=antialias)
+
+    scale = n_in / n_out
+    sigma = max(0.0, (scale - 1) / 2) if antialias else 0.0
+    reach = int(4.0 * sigma + 0.5) + 2  # scipy's Gaussian truncates at 4 sigma; bilinear adds one sample
+    return library_matrix(n_in, n_out, resize_columns, reach, (np.arange(n_out) + 0.5) * scale - 0.5)
+
+
+@lru_cache(maxsize=64)
+def pillow_matrix(n_in: int, n_out: int, resample: str) -> sparse.csr_matrix:
+    """The (n_out, n_in) float32 matrix of Pillow's 1-D resize from ``n_in`` to ``n_out`` samples with ``resample``.
+
+    Taken from Pillow's linear float mode ("F"), resizing only the height,
+    so Pillow runs its vertical pass alone (see :func:`library_matrix`). The
+    8-bit resize is this matrix followed by rounding (after each of its two passes).
+    """
+    def resize_columns(basis: np.ndarray) -> np.ndarray:
+        image = Image.fromarray(basis.astype(np.float32), "F")
+        return np.asarray(image.resize((basis.shape[1], n_out), RESAMPLES[resample]))
+
+    scale = n_in / n_out
+    support = {"nearest": 0.5, "box": 0.5, "bilinear": 1.0, "bicubic": 2.0, "lanczos": 3.0}[resample]
+    reach = int(np.ceil(support * max(scale, 1.0))) + 2
+    return library_matrix(n_in, n_out, resize_columns, reach, (np.arange(n_out) + 0.5) * scale - 0.5)
+
+
+def add_product(out: np.ndarray, left: sparse.csr_matrix, right: np.ndarray) -> None:
+    """``out += left @ right`` (sparse (H, n) times dense (n, W)), in bands of rows: no (H, W) temporary."""
+    band = max(1, (1 << 20) // max(1, right.shape[1]))
+    for top in range(0, left.shape[0], band):
+        out[top:top + band] += left[top:top + band] @ right
+
+
+def one_d_matrix(resizer: str, n_in: int, n_out: int, option) -> sparse.csr_matrix:
+    """:func:`pillow_matrix` (``option``: the resample filter) or :func:`resize_matrix` (``option``: antialias)."""
+    return pillow_matrix(n_in, n_out, option) if resizer == "pillow" else resize_matrix(n_in, n_out, option)
+
+
+@lru_cache(maxsize=64)
+def transposed(resizer: str, n_in: int, n_out: int, option) -> sparse.csr_matrix:
+    """:func:`one_d_matrix`'s transpose, (n_in, n_out), as CSR (cached: the adjoint multiplies by it every step)."""
+    return one_d_matrix(resizer, n_in, n_out, option).T.tocsr()
+
+
+def library_matrix(n_in: int, n_out: int, resize_columns, reach: int, centres: np.ndarray) -> sparse.csr_matrix:
+    """The (n_out, n_in) matrix of a library's linear 1-D resize, read off the library itself.
+
+    ``resize_columns(basis)`` resizes an (n_in, k) array to (n_out, k) along
+    axis 0 with the library. Output sample i reads only inputs within
+    ``reach`` of ``centres[i]`` (its position in input coordinates), so
+    probes spaced ``2 * reach + 1`` apart never share an output: one
+    resize of that many comb-shaped columns gives every coefficient (instead
+    of resizing all n_in identity columns). The matrix is then checked
+    against the library on a random column; should the reach ever be wrong,
+    the identity columns are resized instead. Either way the result is the
+    library's own coefficients.
+    """
+    period = 2 * reach + 1
+    if period < n_in:
+        probes = np.zeros((n_in, period))
+        for phase in range(period):
+            probes[phase::period, phase] = 1.0
+        response = resize_columns(probes)  # (n_out, period)
+        rows, cols, values = [], [], []
+        for phase in range(period):
+            source = phase + period * np.round((centres - phase) / period)  # the probe inside each output's reach
+            keep = (source >= 0) & (source < n_in) & (response[:, phase] != 0)
+            rows.append(np.nonzero(keep)[0])
+            cols.append(source[keep].astype(np.int64))
+            values.append(response[keep, phase])
+        matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                                   shape=(n_out, n_in), dtype=np.float64)
+        check = np.random.default_rng(0).random((n_in, 1))
+        if np.allclose(matrix @ check, resize_columns(check), rtol=1e-5, atol=1e-6):
+            return _sparse32(matrix)
     blocks = []
     for start in range(0, n_in, _BLOCK):
         k = min(_BLOCK, n_in - start)
         basis = np.zeros((n_in, k))
         basis[np.arange(start, start + k), np.arange(k)] = 1.0
-        # Only axis 0 is resized, so anti-aliasing filters along it alone, with
-        # the sigma the 2-D resize uses on that axis.
-        block = sk_resize(basis, (n_out, k), order=1, mode="constant", anti_aliasing=antialias)
-        blocks.append(sparse.csr_matrix(np.where(np.abs(block) > 1e-12, block, 0.0).astype(np.float32)))
-    return sparse.hstack(blocks, format="csr")
+        blocks.append(sparse.csr_matrix(resize_columns(basis)))
+    return _sparse32(sparse.hstack(blocks, format="csr"))
 
 
-@lru_cache(maxsize=32)
-def pillow_matrix(n_in: int, n_out: int, resample: str) -> sparse.csr_matrix:
-    """The (n_out, n_in) matrix of Pillow's 1-D resize from ``n_in`` to ``n_out`` samples with ``resample``.
-
-    Built by resizing identity columns in Pillow's linear float mode ("F"):
-    resizing only the height makes Pillow run its vertical pass alone, so each
-    column of the result is the filter Pillow applies. The 8-bit resize is this
-    matrix followed by rounding (after each of its two passes).
-    """
-    blocks = []
-    for start in range(0, n_in, _BLOCK):
-        k = min(_BLOCK, n_in - start)
-        basis = np.zeros((n_in, k), np.float32)
-        basis[np.arange(start, start + k), np.arange(k)] = 1.0
-        block = np.asarray(Image.fromarray(basis, "F").resize((k, n_out), RESAMPLES[resample]))
-        blocks.append(sparse.csr_matrix(np.where(np.abs(block) > 1e-9, block, 0.0).astype(np.float32)))
-    return sparse.hstack(blocks, format="csr")
+def _sparse32(matrix: sparse.spmatrix) -> sparse.csr_matrix:
+    """``matrix`` as float32 CSR without its (numerically) zero entries."""
+    matrix = sparse.csr_matrix(matrix, dtype=np.float64)
+    matrix.data[np.abs(matrix.data) <= 1e-12] = 0.0
+    matrix.eliminate_zeros()
+    return matrix.astype(np.float32)

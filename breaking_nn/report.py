@@ -21,9 +21,23 @@ def amplification(result: PhotoAttackResult) -> int:
     return max(1, 127 // max(1, result.metrics.linf))
 
 
+#: Longest side of the photos drawn in the report: larger ones are shown every k-th pixel.
+MAX_SIDE = 1200
+
+
+def display_stride(photo: np.ndarray) -> int:
+    """k such that every k-th pixel of ``photo`` (H, W, 3) fits in :data:`MAX_SIDE` (1: the photo as it is)."""
+    return max(1, -(-max(photo.shape[:2]) // MAX_SIDE))
+
+
 def perturbation_picture(result: PhotoAttackResult) -> np.ndarray:
-    """(H, W, 3) RGB 0-1: mid-grey plus the perturbation times :func:`amplification` (grey = unchanged)."""
-    delta = result.adversarial.astype(np.float32) - result.original.astype(np.float32)
+    """(H/k, W/k, 3) RGB 0-1: mid-grey plus the perturbation times :func:`amplification` (grey = unchanged).
+
+    Every k-th pixel (:func:`display_stride`): each one shown is a real pixel's
+    change, never an average that would blur it away.
+    """
+    k = display_stride(result.original)
+    delta = result.adversarial[::k, ::k].astype(np.float32) - result.original[::k, ::k].astype(np.float32)
     return np.clip(0.5 + delta * amplification(result) / 255.0, 0.0, 1.0)
 
 
@@ -32,10 +46,11 @@ def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
     and the verification suite (a bar per pipeline: p(goal class), red where not fooled)."""
     fig = Figure(figsize=figsize, layout="constrained")
     grid = fig.add_gridspec(2, 6, height_ratios=[3, 2])
+    k = display_stride(result.original)
     pictures = [
-        (result.original, "Original"),
+        (result.original[::k, ::k], "Original"),
         (perturbation_picture(result), f"Perturbation x{amplification(result)} (L-inf {result.metrics.linf})"),
-        (result.adversarial, "Adversarial (what is saved)"),
+        (result.adversarial[::k, ::k], "Adversarial (what is saved)"),
     ]
     for i, (picture, title) in enumerate(pictures):
         ax = fig.add_subplot(grid[0, 2 * i:2 * i + 2])

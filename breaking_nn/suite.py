@@ -7,8 +7,8 @@ and ``evaluate`` all use:
 * untargeted: the original class is no longer its top class.
 
 :func:`check_suite` runs a photo, (H, W, 3) uint8 RGB 0-255, through every
-pipeline of :func:`~breaking_nn.pipelines.verification_suite` (one batched
-forward pass) and returns a :class:`SuiteResult`, a row per pipeline.
+pipeline of :func:`~breaking_nn.pipelines.verification_suite` (batched as
+:meth:`~breaking_nn.model.Classifier.batch_size` says) and returns a :class:`SuiteResult`, a row per pipeline.
 """
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ from .pipelines import Pipeline, verification_suite
 
 #: The share of the suite's pipelines a robust attack must fool (with 12 pipelines: all of them).
 ROBUST_FRACTION = 0.95
-#: Pipelines per forward pass: a bigger batch costs Caffe more memory, not less time on a CPU.
-BATCH = 6
 
 
 def is_fooled(probs: np.ndarray, *, target: Optional[int], original_class: int) -> bool:
@@ -107,8 +105,9 @@ def check_suite(model: Classifier, photo: np.ndarray, *, target: Optional[int], 
     'fooled under 12 of 12 pipelines'
     """
     pipelines = verification_suite(model.preprocessing) if pipelines is None else pipelines
-    probs = np.concatenate([model.forward_batch(np.stack([p.forward(photo) for p in pipelines[i:i + BATCH]]))
-                            for i in range(0, len(pipelines), BATCH)])
+    step = model.batch_size(len(pipelines))
+    probs = np.concatenate([model.forward_batch(np.stack([p.forward(photo) for p in pipelines[i:i + step]]))
+                            for i in range(0, len(pipelines), step)])
     goal_class = target if target is not None else original_class
     rows = [SuiteRow(name=p.name, steps=p.describe(), probabilities=pr, top_class=int(np.argmax(pr)),
                      goal_probability=float(pr[goal_class]),

@@ -60,6 +60,8 @@ def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, op
     assert all(c.execution_count for c in code), "a cell did not run"
     text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
     assert "reached after" in text and "verified: " in text and "NOT verified" not in text
+    assert "mode: robust (6 pipelines a step, seed 0)" in text
+    assert "file as JPEG 75" in text and "fooled under 12 of 12 pipelines" in text
     assert "L-inf: " in text and "PSNR: " in text and "top 5 after: 1 (not safe for work)" in text
     assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no report figure drawn"
     # the file the notebook wrote, checked here independently

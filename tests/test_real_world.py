@@ -14,7 +14,7 @@ from breaking_nn.images import read_photo
 from breaking_nn.photo_attack import attack_photo
 from breaking_nn.pipelines import Pipeline, random_pipeline, verification_suite, with_resizer
 from breaking_nn.preprocessing import RESAMPLES, Preprocessing
-from breaking_nn.suite import check_suite, is_fooled
+from breaking_nn.suite import is_fooled
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket"]  # scikit-image's CC0 photos
 YAHOO = dict(input_size=(224, 224), resize=(256, 256), crop=(224, 224), mean_bgr=(104.0, 117.0, 123.0),
@@ -78,6 +78,21 @@ def test_googlenet_uint8_and_float_paths_are_bit_identical(liz_path):
     photo = read_photo(liz_path)
     assert photo.pixels.shape == (948, 533, 3) and photo.pixels.dtype == np.uint8
     np.testing.assert_array_equal(pre.forward(photo.pixels), pre.forward(bnn.load_image(liz_path)))
+
+
+@pytest.mark.parametrize("size", [(5, 7), (100, 150), (948, 533)], ids=["tiny", "smaller", "larger"])
+@pytest.mark.parametrize("antialias", [False, True])
+def test_channel_by_channel_resize_is_caffe_io_bit_for_bit_and_the_fast_one_within_1e_6(size, antialias):
+    from skimage.transform import resize
+
+    photo = np.random.default_rng(0).integers(20, 230, (*size, 3), dtype=np.uint8)
+    image = photo.astype(np.float32) / 255
+    lo, hi = image.min(), image.max()  # caffe.io.resize_image, all three channels at once:
+    expected = (resize((image - lo) / (hi - lo), (224, 224), order=1, mode="constant", anti_aliasing=antialias)
+                * (hi - lo) + lo).astype(np.float32)
+    pre = Preprocessing(input_size=(224, 224), antialias=antialias)
+    np.testing.assert_array_equal(pre.resize_image(photo), expected)
+    np.testing.assert_allclose(pre.resize_image(photo, fast=True), expected, atol=1e-6)
 
 
 # -- adjoints of the linear parts -----------------------------------------------------------
