@@ -62,11 +62,13 @@ app: setup
 strip-notebooks: setup
 	.venv/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
-## How fast trick() is compared with the blog's loop (ratios, one run); then the
-## photo attack's seconds per step and peak memory on 1, 12 and 48 MP photos.
+## How fast trick() is compared with the blog's loop (ratios, one run); the photo
+## attack's seconds per step and peak memory on 1, 12 and 48 MP photos; whether
+## evaluate --batch pays (photos per minute, peak RSS; open_nsfw).
 benchmark: setup
 	$(PY) scripts/benchmark.py
 	$(PY) scripts/benchmark_photo.py
+	$(PY) scripts/benchmark_evaluate.py
 
 ## Build the CPU and the GPU Docker images with podman (as root) and check them
 ## (docker/check-image.sh, docker/check-gpu-image.sh; the GPU one for sm_90 only).

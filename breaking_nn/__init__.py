@@ -31,13 +31,14 @@ own errors show as their message alone (``%tb`` for the traceback;
 """
 from . import attack, plotting
 from .blog_api import compute_gradient, current_model, plot_steps, predict, trick, use_model
-from .errors import (AttackError, BreakingNNError, CaffeNotAvailableError, ImageLoadError, LabelError, ModelError,
-                     SaveError, WeightsError)
+from .errors import (AttackError, BreakingNNError, CaffeNotAvailableError, EvaluateError, ImageLoadError, LabelError,
+                     ModelError, SaveError, WeightsError)
 from .images import BLOG_IMAGE_URL, default_image, load_blog_image, load_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT, Labels, get_label_name, imagenet_labels
 from .model import Classifier, GeneratedWeightsWarning, format_predictions, load_googlenet, load_model
 from .notebook_errors import short_errors
 from .photo_attack import PhotoAttackResult, attack_photo
+from .evaluate import evaluate  # noqa: E402 - after photo_attack, which it uses
 from .plotting import blog_style, gradient_picture, show_gradient, show_image
 from .weights import download_weights
 
@@ -59,5 +60,6 @@ __all__ = [
     "Classifier", "Labels", "imagenet_labels", "format_predictions", "show_image",
     "show_gradient", "gradient_picture", "blog_style", "download_weights", "BLOG_IMAGE_URL",
     "BreakingNNError", "CaffeNotAvailableError", "ImageLoadError", "LabelError", "ModelError",
-    "WeightsError", "AttackError", "SaveError", "attack_photo", "app", "short_errors", "GeneratedWeightsWarning", "PhotoAttackResult", "KING_PENGUIN", "PERSIAN_CAT", "COMPUTER_KEYBOARD", "MOUSE",
+    "WeightsError", "AttackError", "SaveError", "EvaluateError", "attack_photo", "app", "evaluate", "short_errors",
+    "GeneratedWeightsWarning", "PhotoAttackResult", "KING_PENGUIN", "PERSIAN_CAT", "COMPUTER_KEYBOARD", "MOUSE",
 ]

@@ -2,6 +2,7 @@
 
     breaking-nn attack PHOTO --target "king penguin" --out penguin.png [options]
     breaking-nn predict PHOTO [-k 5] [--model models/x/model.toml]
+    breaking-nn evaluate FOLDER (--target T | --untargeted) --out results.csv [options]
 
 Also ``python -m breaking_nn``. Exit codes of ``attack``: 0 fooled, and the
 saved file, reloaded, verified (robust, the default: the ``--until`` goal under
@@ -10,6 +11,8 @@ pipelines fooled; ``--exact``: the goal under the model file's pipeline); 3 the
 budget ran out (or the JPEG compression undid the attack): the file is still
 written and the message says how far it got; 2 bad input (one line, nothing
 written); 130 interrupted (nothing partial left).
+``evaluate`` exits 0 when every photo has its row (fooled or not), 2 on bad input
+(no CSV written), 130 on Ctrl-C (the finished rows stay; the same command resumes).
 """
 from __future__ import annotations
 
@@ -55,6 +58,14 @@ PREDICT_EXAMPLES = """examples:
 """
 
 
+EVALUATE_EXAMPLES = """examples:
+  breaking-nn evaluate photos/ --target "king penguin" --out results.csv --plot curve.png
+  breaking-nn evaluate photos/ --target 1 --model models/open_nsfw/model.toml --out nsfw.csv --epsilons 1,2,4
+  breaking-nn evaluate photos/ --untargeted --exact --out results.csv --keep adversarials/
+  breaking-nn evaluate photos/ --target 145 --out results.csv --scheduler tcp://scheduler:8786 --seed 0
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2)."""
 
@@ -66,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``breaking-nn`` and its two sub-commands."""
     parser = _Parser(prog="breaking-nn", description="Fool a network with your own photo, or ask what it sees.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog=ATTACK_EXAMPLES + "\n" + PREDICT_EXAMPLES)
+                     epilog=ATTACK_EXAMPLES + "\n" + PREDICT_EXAMPLES + "\n" + EVALUATE_EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def model_options(p: argparse.ArgumentParser) -> None:
@@ -112,6 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("photo", metavar="PHOTO", help="a file or an http(s) URL")
     predict.add_argument("-k", default="5", help="how many classes to print (default: %(default)s)")
     model_options(predict)
+
+    evaluate = sub.add_parser("evaluate", help="attack every photo of FOLDER at each --epsilons: success rates, "
+                                                "minimal epsilon per photo, one CSV row per photo",
+                              description="Attack every photo of FOLDER at each budget; write one CSV row per photo "
+                                          "as it finishes (resumable), print the success rate per epsilon and the "
+                                          "quartiles of the minimal epsilon.",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EVALUATE_EXAMPLES)
+    evaluate.add_argument("folder", metavar="FOLDER", help="a folder of photos (its files; not its sub-folders)")
+    evaluate.add_argument("--target", "-t", default=None,
+                          help='the class to make the network see: a number (145) or a name ("king penguin")')
+    evaluate.add_argument("--untargeted", action="store_true",
+                          help="no target: fooled once the original class is no longer the top class")
+    evaluate.add_argument("--out", "-o", required=True, help="the results CSV (one row per photo)")
+    evaluate.add_argument("--epsilons", default="1,2,4,8",
+                          help="budgets in whole grey levels 1-255, comma-separated (default: %(default)s)")
+    evaluate.add_argument("--max-steps", default="50", help="most sign steps per attack (default: %(default)s)")
+    evaluate.add_argument("--exact", action="store_true",
+                          help="attack and judge the model file's pipeline alone (default: robust, over the "
+                               "real-world pipeline suite)")
+    evaluate.add_argument("--samples", default=None, help="pipelines sampled per robust step (default: the attack's)")
+    evaluate.add_argument("--seed", default=None, help="seed of the robust attacks' sampling (same seed, same CSV)")
+    evaluate.add_argument("--plot", default=None, metavar="CURVE_PNG",
+                          help="draw the success-rate-against-epsilon curve into this PNG (replaced if it exists)")
+    evaluate.add_argument("--batch", default="1", help="photos attacked at once through one batch (default: %(default)s)")
+    evaluate.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                          help="a Dask scheduler (tcp://host:8786): shard the photos over its workers")
+    evaluate.add_argument("--keep", default=None, metavar="DIR",
+                          help="keep the adversarial photos (NAME.eps{E}.png) in this folder")
+    evaluate.add_argument("--force", action="store_true",
+                          help="start over when --out holds results of other arguments")
+    model_options(evaluate)
     return parser
 
 
@@ -221,17 +263,84 @@ def run_predict(args, stack: contextlib.ExitStack) -> int:
     return EXIT_OK
 
 
+def run_evaluate(args, stack: contextlib.ExitStack) -> int:
+    from .errors import EvaluateError
+    from .evaluate import evaluate, plot_success_curve, summarize
+    from .result_table import check_csv_path
+
+    if args.untargeted and args.target is not None:
+        raise EvaluateError("give --target or --untargeted, not both")
+    if not args.untargeted and args.target is None:
+        raise EvaluateError("give --target CLASS (a number or a name), or --untargeted")
+    max_steps = _number(args.max_steps, "--max-steps", int)
+    batch = _number(args.batch, "--batch", int)
+    samples = None if args.samples is None else _number(args.samples, "--samples", int)
+    seed = None if args.seed is None else _number(args.seed, "--seed", int)
+    out = check_csv_path(args.out)
+    plot = None
+    if args.plot is not None:
+        plot = Path(args.plot).expanduser()
+        if plot.suffix.lower() != ".png":
+            raise EvaluateError(f"--plot must name a .png file, not {args.plot!r}")
+        if not plot.parent.is_dir():
+            raise EvaluateError(f"the folder of --plot {plot} does not exist: create {plot.parent} first")
+    spec = _model_spec(args, stack)
+    if args.scheduler is None and not args.device == "cpu":
+        from .model import load_model
+
+        model = load_model(spec, device=args.device)
+    else:
+        model = spec
+    progress = sys.stderr.isatty()
+    try:
+        table = evaluate(model, args.folder, _target(args.target), untargeted=args.untargeted, epsilons=args.epsilons,
+                         max_steps=max_steps, robust=not args.exact, samples=samples, seed=seed, out=out,
+                         keep=args.keep, force=args.force, batch=batch, scheduler=args.scheduler, progress=progress)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the finished rows are in {out}; run the same command to resume") from None
+    print(summarize(table))
+    if plot is not None:
+        plot_success_curve(table, plot)
+        print(f"curve: {plot}")
+    print(f"results: {out} ({len(table)} rows)")
+    return EXIT_OK
+
+
+def _model_spec(args, stack: contextlib.ExitStack):
+    """The ModelSpec the options name (--model or GoogLeNet's file, --weights or generated ones)."""
+    import os
+
+    from . import paths
+    from .model_file import read_model_file
+
+    if args.model and not str(args.model).endswith(".toml"):
+        raise AttackError(f"--model takes a model file (model.toml), not {args.model!r}")
+    spec = read_model_file(args.model or paths.googlenet_model_file())
+    if args.weights == "generated":
+        from .generated import WARNING, generate_weights
+
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        print(f"WARNING: {WARNING}")
+        return spec.with_weights(generate_weights(spec.prototxt, tmp / "generated.caffemodel"))
+    if args.weights is not None:
+        return spec.with_weights(args.weights)
+    if not args.model and os.environ.get("BREAKING_NN_WEIGHTS"):
+        return spec.with_weights(paths.googlenet_weights())  # as load_googlenet does
+    return spec  # GoogLeNet's file downloads its weights when they are missing
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``breaking-nn`` and ``python -m breaking_nn``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         with contextlib.ExitStack() as stack:
-            return (run_attack if args.command == "attack" else run_predict)(args, stack)
+            run = {"attack": run_attack, "predict": run_predict, "evaluate": run_evaluate}[args.command]
+            return run(args, stack)
     except BreakingNNError as exc:
         print(f"breaking-nn: error: {exc}".replace("\n", " "), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("breaking-nn: interrupted; no partial file was left", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"breaking-nn: interrupted; {exc or 'no partial file was left'}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -31,3 +31,7 @@ class AttackError(BreakingNNError, ValueError):
 
 class SaveError(BreakingNNError, ValueError):
     """An output file cannot be written as asked (folder, name, format)."""
+
+
+class EvaluateError(BreakingNNError, ValueError):
+    """An evaluation cannot run as asked (folder, epsilons, results file, cluster)."""

@@ -10,11 +10,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "breaking-neural-network.ipynb"
 PHOTO_NOTEBOOK = REPO / "notebooks" / "your-own-photo.ipynb"
+ROBUSTNESS_NOTEBOOK = REPO / "notebooks" / "robustness.ipynb"
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("notebook", [NOTEBOOK, PHOTO_NOTEBOOK], ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", [NOTEBOOK, PHOTO_NOTEBOOK, ROBUSTNESS_NOTEBOOK], ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs(notebook):
     nb = nbformat.read(notebook, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
@@ -71,6 +72,31 @@ def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, op
     assert np.abs(np.asarray(Image.open(out)).astype(int) - original).max() <= 4
     with Image.open(report) as img:
         assert img.format == "PNG"
+
+
+def test_robustness_notebook_evaluates_open_nsfw_on_scikit_image_photos(tmp_path, open_nsfw_model_file):
+    import pandas as pd
+    import papermill
+
+    executed = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(ROBUSTNESS_NOTEBOOK), str(executed), cwd=str(tmp_path), kernel_name="python3",
+                               parameters={"photos": ["chelsea", "coffee"], "model_file": str(open_nsfw_model_file),
+                                           "epsilons": "1,2", "max_steps": 2, "out": "results.csv"},
+                               progress_bar=False)
+    nb = nbformat.read(executed, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "a cell did not run"
+    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "epsilon  fooled" in text and "minimal epsilon (grey levels): quartiles" in text
+    assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no curve drawn"
+    assert [o for c in code for o in c.outputs if "text/html" in o.get("data", {})], "no table shown"
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(table["path"]) == ["robustness-photos/chelsea.png", "robustness-photos/coffee.png"]
+    assert (table["original_name"] == "safe for work").all() and table["error"].isna().all()
+    for e in (1, 2):  # robust: fooled means the model file's pipeline and >= 95 % of the suite
+        fooled = table[f"fooled_eps{e}"].astype(bool)
+        assert (fooled == (table[f"pipeline_eps{e}"].astype(bool) & (table[f"suite_eps{e}"] >= 0.95))).all()
+        assert (table[f"steps_eps{e}"] <= 2).all()
 
 
 def test_figures_command_writes_the_seven_pngs(tmp_path, cat_image_source):
