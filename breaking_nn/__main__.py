@@ -20,6 +20,8 @@ import argparse
 import contextlib
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Optional
 
 from .errors import AttackError, BreakingNNError, SaveError
