@@ -30,6 +30,7 @@ def independent_preprocessing(image):
     return bgr - np.array([104.0, 117.0, 123.0]).reshape(3, 1, 1)
 
 
+@pytest.mark.image
 def test_the_model_file_describes_the_network(open_nsfw):
     assert open_nsfw.input_shape == (3, 224, 224) and open_nsfw.n_classes == 2
     assert open_nsfw.labels.names == ["safe for work", "not safe for work"]
