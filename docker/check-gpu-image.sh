@@ -6,25 +6,25 @@
 #   (the CUDA runtime from the venv's wheels, by rpath) except the driver's
 #   libcuda.so.1; no compiler (gcc, g++, cc, nvcc, ptxas, cicc) in the final image;
 #   device="gpu" is a clear error, not an abort; the CPU path (forward, backward,
-#   training, the notebook: the test suite) runs inside the image.
+#   the attack, the notebooks, open_nsfw, the CLI: pytest -m image) runs inside the
+#   image; Jupyter needs its token (docker/check-jupyter.sh).
 # Not checkable here: CUDA kernels on a GPU (README, "What is tested and what is not").
-# Needs root and podman/buildah: run docker/check-image.sh first (it installs them).
+# Needs root; installs podman, buildah, debootstrap (docker/podman-tools.sh) if missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 arch=${CUDA_ARCH:-90}
 image=localhost/breaking-nn:gpu
-shared=$(cd "$root/.." && pwd)/shared
 say() { echo "check-gpu-image: $*"; }
 die() { echo "check-gpu-image: FAILED: $*" >&2; exit 1; }
 t0=$(date +%s)
 lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test-gpu"
-for tool in podman buildah debootstrap; do
-  command -v "$tool" >/dev/null || die "$tool is missing: run docker/check-image.sh first (it installs it)"
-done
+docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
+# shellcheck source=image-tests.sh
+. docker/image-tests.sh
 base=$(docker/base-image.sh) || die "could not make the base image"
 
 # --- Build: the Dockerfile's defaults, only the base and CUDA_ARCH given -------------
@@ -38,9 +38,8 @@ lap "built $image (CUDA, sm_$arch)"
 # --- Checks inside the image ------------------------------------------------------------
 ctr=$(buildah from "$image")
 trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
-mounts=()
-[ -d "$shared" ] && mounts=(-v "$shared:/home/user/shared:ro")
-inside() { buildah run --isolation chroot "${mounts[@]}" "$ctr" -- "$@"; }
+image_run_args "$root" || die "could not prepare the tests' files"
+inside() { buildah run --isolation chroot "${run_args[@]}" "$ctr" -- "$@"; }
 
 info=$(inside python -c "import caffe, json; from breaking_nn.caffe_runtime import build_info; print(json.dumps(build_info()))") \
   || die "caffe does not import in the image"
@@ -89,5 +88,8 @@ echo "$out" | grep -q '^ERROR: no CUDA driver or GPU found: no CUDA driver' && e
   || die "device='gpu' without a driver did not give the expected error: $out"
 say "device='gpu' here: $(echo "$out" | grep '^ERROR:' | cut -c8-)"
 
-inside python -m pytest -q -p no:cacheprovider tests || die "the test suite failed inside the GPU image"
-lap "tests (CPU path: forward, backward, training, the notebook) pass inside the GPU image"
+image_smoke "$ctr" || die "the smoke tests (pytest -m image) failed inside the GPU image"
+lap "smoke tests (pytest -m image, CPU path: forward, backward, the attack, the notebooks, open_nsfw) pass inside the GPU image"
+
+docker/check-jupyter.sh "$ctr" || die "Jupyter's checks failed in the GPU image"
+lap "all GPU image checks passed"

@@ -2,14 +2,18 @@
 # Set up breaking-nn on this machine (Debian 12 / Ubuntu 22.04), idempotently:
 #   1. system packages for building Caffe   (docker/install-build-deps.sh; apt, as root)
 #   2. the virtual environment .venv         (requirements.txt)
-#   3. BVLC Caffe's pycaffe, CPU-only       (docker/build-caffe.sh), cached by source
-#      hash and build configuration in $BREAKING_NN_CACHE (~/.cache/breaking-nn)
+#   3. BVLC Caffe's pycaffe, CPU-only       (docker/build-caffe.sh, patched with the
+#      series in docker/patches/), cached in $BREAKING_NN_CACHE (~/.cache/breaking-nn)
+#      by scripts/caffe-key.sh (source, recipe, patches, .venv's Python and NumPy, OS)
 #   4. pycaffe and breaking_nn (editable) installed into .venv
 # A second run finds everything in place and takes seconds.
 #
 # Environment: PYTHON (default /usr/bin/python3: the interpreter boost-python was
 # built for), VENV (default .venv), BREAKING_NN_CACHE.
 set -euo pipefail
+# The set-up reads and builds against its own .venv only: a PYTHONPATH (say, a venv
+# with NumPy 2 for the benchmark's PyTorch) must not change the key or the build.
+unset PYTHONPATH PYTHONHOME
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -61,12 +65,7 @@ if [ "$(cat "$venv/.requirements-key" 2>/dev/null)" != "$req_key" ]; then
 fi
 
 # --- 3. Caffe, built once per source and configuration ------------------------------
-caffe_key=$( {
-  cat docker/caffe-source.env docker/Makefile.config docker/build-caffe.sh
-  "$vpy" -c "import sys, numpy; print(sys.version, numpy.__version__)"
-  grep -E '^(ID|VERSION_ID)=' /etc/os-release 2>/dev/null
-  uname -m; echo cpu
-} | sha256sum | cut -c1-16)
+caffe_key=$(scripts/caffe-key.sh "$vpy") || die "could not compute the Caffe cache key (see above)"
 built=$cache/caffe-$caffe_key
 if [ ! -f "$built/caffe/_caffe.so" ]; then
   say "building BVLC Caffe (CPU) into $built: about 9 minutes on 2 cores, once"

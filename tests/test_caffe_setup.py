@@ -21,6 +21,7 @@ cpu_build_only = pytest.mark.skipif(CUDA_BUILD, reason="this Caffe is a CUDA bui
 cuda_build_only = pytest.mark.skipif(not CUDA_BUILD, reason="this Caffe is CPU-only (scripts/setup.sh's build)")
 
 
+@pytest.mark.image
 def test_caffe_imports_without_any_path_variables():
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
     out = subprocess.run([sys.executable, "-c", "import caffe, sys; print(caffe.__file__)"],
@@ -29,6 +30,7 @@ def test_caffe_imports_without_any_path_variables():
 
 
 @cpu_build_only
+@pytest.mark.image
 def test_build_is_recorded_as_cpu_only():
     info = build_info()
     assert info["device"] == "cpu"
@@ -36,6 +38,7 @@ def test_build_is_recorded_as_cpu_only():
 
 
 @cpu_build_only
+@pytest.mark.image
 def test_asking_a_cpu_build_for_a_gpu_is_a_clear_error_not_an_abort():
     with pytest.raises(CaffeNotAvailableError, match="CPU-only"):
         use_device("gpu", 0)
@@ -43,6 +46,7 @@ def test_asking_a_cpu_build_for_a_gpu_is_a_clear_error_not_an_abort():
 
 
 @cuda_build_only
+@pytest.mark.image
 def test_cuda_build_is_recorded():
     info = build_info()
     assert info["source"] == "brocolli-caffe==9.0.2"
@@ -51,12 +55,14 @@ def test_cuda_build_is_recorded():
 
 @cuda_build_only
 @pytest.mark.skipif(ctypes.util.find_library("cuda") is not None, reason="this machine has a CUDA driver")
+@pytest.mark.image
 def test_asking_a_cuda_build_for_a_gpu_without_a_driver_is_a_clear_error_not_an_abort():
     with pytest.raises(CaffeNotAvailableError, match="no CUDA driver or GPU found: no CUDA driver"):
         use_device("gpu", 0)
     use_device("cpu")
 
 
+@pytest.mark.image
 def test_tiny_net_forward_and_backward_on_cpu(tmp_path):
     """y = W x + b, and the data gradient W^T dy, computed by Caffe's InnerProduct."""
     caffe = import_caffe()

@@ -34,6 +34,7 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.image
 def test_attack_success_path_writes_a_verified_photo_and_a_report(tiny_model_file, photo, tmp_path):
     out, report = tmp_path / "fooled.png", tmp_path / "report.png"
     result = run("attack", photo, "--target", "pattern A", "--out", out, "--epsilon", 8, "--report", report,
@@ -198,6 +199,7 @@ def test_unknown_target_suggests_names(bad_runs):
     assert "unknown label name 'pattern Z'; did you mean" in stderr and "'pattern a'" in stderr
 
 
+@pytest.mark.image
 def test_predict_bad_input(tmp_path):
     result = run("predict", tmp_path / "none.png", "-k", 0)
     assert result.returncode == 2 and "-k must be a whole number >= 1" in result.stderr

@@ -11,6 +11,7 @@ from breaking_nn.errors import CaffeNotAvailableError, LabelError, ModelError, W
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.image
 def test_googlenet_shapes(googlenet, cat_data):
     assert googlenet.input_shape == (3, 224, 224)
     assert googlenet.net.blobs["data"].data.shape == (1, 3, 224, 224)
@@ -40,6 +41,7 @@ def test_gradient_needs_force_backward(googlenet, cat_data, generated_googlenet_
     np.testing.assert_array_equal(fixed.compute_gradient(cat_data, bnn.MOUSE), grad)
 
 
+@pytest.mark.image
 def test_gradient_matches_finite_differences(tiny_model):
     rng = np.random.default_rng(5)
     data = rng.uniform(0, 255, tiny_model.input_shape).astype(np.float32)

@@ -287,8 +287,11 @@ def test_untrained_net_needs_no_weights(tiny_weights):
     assert summary.weights is None and summary.n_classes == 3
 
 
-def test_caffemodel_walk_is_fast(generated_googlenet_weights):
-    """Walking the 28 MB generated GoogLeNet caffemodel takes milliseconds, not protobuf's ~10 s."""
+def test_caffemodel_parse_is_fast(generated_googlenet_weights):
+    """Parsing the 28 MB generated GoogLeNet caffemodel takes well under a second (the upb parser).
+
+    The pure-Python protobuf took ~10 s; this bound fails if that backend comes back.
+    """
     import time
 
     read_caffemodel(generated_googlenet_weights)
@@ -296,6 +299,51 @@ def test_caffemodel_walk_is_fast(generated_googlenet_weights):
     layers = read_caffemodel(generated_googlenet_weights)
     assert time.perf_counter() - start < 1.0
     assert sum(blob.data for layer in layers for blob in layer.blobs) == 6_998_552
+
+
+def test_protobuf_is_the_native_parser():
+    from google.protobuf.internal import api_implementation
+
+    assert api_implementation.Type() == "upb"
+
+
+@pytest.mark.parametrize("which", ["prototxt", "weights"])
+def test_a_device_or_folder_is_not_a_regular_file(which, tmp_path):
+    for path in (Path("/dev/zero"), tmp_path):
+        args = (path, None) if which == "prototxt" else (paths.googlenet_prototxt(), path)
+        with pytest.raises(ModelError, match=f"{path} is not a regular file") as err:
+            check_model_files(*args)
+        assert "does not exist" not in str(err.value)
+    with pytest.raises(ModelError, match="/dev/zero is not a regular file"):
+        read_caffemodel("/dev/zero")
+
+
+def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
+    """A file of ``size`` bytes, ``head`` then zeros, taking no disk space."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
+def test_a_file_over_caffes_2_gib_limit_is_refused_by_its_size(generated_googlenet_weights, tmp_path):
+    start = generated_googlenet_weights.read_bytes()[:1 << 16]       # a real caffemodel's first fields
+    huge = sparse_file(tmp_path / "huge.caffemodel", 2**31, start)
+    with pytest.raises(ModelError, match=r"huge.caffemodel is 2,147,483,648 bytes, more than the 2,147,483,647 "
+                                         r"bytes \(2 GiB\) Caffe reads"):
+        read_caffemodel(huge)
+
+
+@pytest.mark.parametrize("head", [b"", b"# a text file\n", b"\x89PNG\r\n\x1a\n"], ids=["zeros", "text", "png"])
+def test_a_large_file_that_is_no_caffemodel_is_refused_before_it_is_read_whole(head, tmp_path):
+    """2 GiB - 1 bytes (the largest Caffe reads): reading it whole took 9.7 s; its first fields give it away."""
+    import time
+
+    big = sparse_file(tmp_path / "big.caffemodel", 2**31 - 1, head)
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match=r"big.caffemodel is not a Caffe .caffemodel \(binary NetParameter\)"):
+        read_caffemodel(big)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_check_errors_are_model_errors(tmp_path):

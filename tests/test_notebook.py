@@ -23,6 +23,7 @@ def test_notebook_is_committed_without_outputs(notebook):
     assert "parameters" in nb.cells[1].metadata.get("tags", [])
 
 
+@pytest.mark.image
 def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, cat_image_source):
     import papermill
 
@@ -40,6 +41,7 @@ def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, cat_image_sourc
     assert len(images) >= 7  # the cat, gradient, one step, original, penguin, evolution, Persian
 
 
+@pytest.mark.image
 def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, open_nsfw_model_file):
     import numpy as np
     import papermill

@@ -22,6 +22,7 @@ def photos():
     return {name: bnn.load_image(getattr(skdata, name)()) for name in PHOTOS}
 
 
+@pytest.mark.image
 def test_the_model_file_describes_the_network(open_nsfw):
     assert open_nsfw.input_shape == (3, 224, 224) and open_nsfw.n_classes == 2
     assert open_nsfw.labels.names == ["safe for work", "not safe for work"]

