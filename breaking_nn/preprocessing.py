@@ -386,6 +386,7 @@ def pillow_matrix(n_in: int, n_out: int, resample: str) -> sparse.csr_matrix:
 
 def add_product(out: np.ndarray, left: sparse.csr_matrix, right: np.ndarray) -> None:
     """``out += left @ right`` (sparse (H, n) times dense (n, W)), in bands of rows: no (H, W) temporary."""
+    right = np.ascontiguousarray(right)  # scipy would copy a transposed one for every band
     band = max(1, (1 << 20) // max(1, right.shape[1]))
     for top in range(0, left.shape[0], band):
         out[top:top + band] += left[top:top + band] @ right
