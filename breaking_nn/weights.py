@@ -131,7 +131,8 @@ def _fetch(url: str, dest: Path, spec: WeightsFile, *, progress: bool, timeout: 
     except requests.HTTPError as exc:
         return f"HTTP {exc.response.status_code} {exc.response.reason}"
     except requests.RequestException as exc:
-        return network_failure(url, exc).removeprefix(f"could not download {url}: ")  # the URL leads the line
+        # the URL leads the line; the caller ends the sentence
+        return network_failure(url, exc).removeprefix(f"could not download {url}: ").rstrip(".")
     except ValueError as exc:  # pooch: the hash does not match
         return (f"failed its SHA-1 check ({exc}); expected {spec.sha1}: the file is corrupt or not the one "
                 "expected")
