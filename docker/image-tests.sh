@@ -18,7 +18,11 @@ image_run_args() {
   run_args=(--env "CI=${CI:-}" --env BREAKING_NN_CACHE=/tmp/breaking-nn-cache)
   [ -d "$shared" ] && run_args+=(-v "$shared:/home/user/shared:ro")
   if "$root/.venv/bin/python" -m breaking_nn.open_nsfw --dest "$nsfw" >/dev/null; then
-    run_args+=(-v "$nsfw:/opt/open_nsfw:ro" --env BREAKING_NN_OPEN_NSFW_FILES=/opt/open_nsfw)
+    # A copy readable by the image's user (uid 1000): the cache's own files may be private to root.
+    local mount=$cache/image-mount/open_nsfw
+    rm -rf "$mount" && mkdir -p "$mount" && chmod 755 "$cache/image-mount" "$mount"
+    install -m 644 "$nsfw/deploy.prototxt" "$nsfw/resnet_50_1by2_nsfw.caffemodel" "$mount/"
+    run_args+=(-v "$mount:/opt/open_nsfw:ro" --env BREAKING_NN_OPEN_NSFW_FILES=/opt/open_nsfw)
   elif [ "${CI:-}" = true ]; then
     echo "image-tests: could not fetch open_nsfw on the host (above); CI=true needs it" >&2
     return 1
