@@ -67,6 +67,7 @@ strip-notebooks: setup
 ## evaluate --batch pays (photos per minute, peak RSS; open_nsfw).
 benchmark: setup
 	$(PY) scripts/benchmark.py
+	$(PY) scripts/benchmark_gemm.py
 	$(PY) scripts/benchmark_photo.py
 	$(PY) scripts/benchmark_evaluate.py
 

@@ -110,6 +110,52 @@ def test_cpu_pooling_matches_the_stock_loop_bit_for_bit(tmp_path, method, kernel
             np.testing.assert_array_equal(net.blobs["data"].diff[n], grad.reshape(shape[1:]))
 
 
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), (3, 1, 1), (2, 2, 0), (3, 2, 1)])
+def test_cpu_max_pooling_special_values_match_the_stock_loop(tmp_path, kernel, stride, pad):
+    """The vectorized max pooling (patch 0011) pads with NaN: NaN, -inf, -FLT_MAX and -0.0 in the input
+    still give the stock values and indices (-1 where a window holds nothing above -FLT_MAX), and, through
+    the backward with Caffe's own index buffer (no mask top), the stock gradient. Many planes."""
+    rng = np.random.default_rng(kernel * 100 + stride * 10 + pad)
+    shape = (2, 9, 14, 15)
+    x = rng.integers(-2, 3, size=shape).astype(np.float32) * 0.5  # many ties
+    special = rng.integers(0, 8, size=shape)
+    x[special == 0] = np.nan
+    x[special == 1] = -np.inf
+    x[special == 2] = -FLT_MAX
+    x[special == 3] = -0.0
+    x[0, 0] = -np.inf  # no window can take anything: every value -FLT_MAX, every index -1
+    net = pooling_net(tmp_path, shape, kernel, stride, pad, "MAX", mask_top=True)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    for n in range(shape[0]):
+        expected, index = stock_pooling(x[n], kernel, stride, pad, "MAX")
+        assert np.array_equal(net.blobs["pool"].data[n].view(np.uint32), expected.view(np.uint32))  # bits
+        np.testing.assert_array_equal(net.blobs["mask"].data[n], index.astype(np.float32))
+    assert np.all(net.blobs["pool"].data[0, 0] == -FLT_MAX) and np.all(net.blobs["mask"].data[0, 0] == -1)
+
+    # The backward routes through the index buffer; stock Caffe would write at index -1 (outside the
+    # plane: heap corruption), so here every window holds a finite element: one at each (h, w) whose h
+    # and w are even or last.
+    rows = sorted(set(range(0, shape[2], 2)) | {shape[2] - 1})
+    cols = sorted(set(range(0, shape[3], 2)) | {shape[3] - 1})
+    grid = np.ix_(range(shape[0]), range(shape[1]), rows, cols)
+    x[grid] = rng.normal(size=x[grid].shape).astype(np.float32)
+    net = pooling_net(tmp_path, shape, kernel, stride, pad, "MAX", mask_top=False)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    top_diff = rng.normal(size=net.blobs["pool"].data.shape).astype(np.float32)
+    net.blobs["pool"].diff[...] = top_diff
+    net.backward()
+    for n in range(shape[0]):
+        expected, index = stock_pooling(x[n], kernel, stride, pad, "MAX")
+        assert np.array_equal(net.blobs["pool"].data[n].view(np.uint32), expected.view(np.uint32))
+        assert index.min() >= 0
+        grad = np.zeros(shape[1:], np.float32).reshape(shape[1], -1)
+        for ch in range(shape[1]):
+            np.add.at(grad[ch], index[ch].ravel(), top_diff[n, ch].ravel())
+        np.testing.assert_array_equal(net.blobs["data"].diff[n], grad.reshape(shape[1:]))
+
+
 def test_googlenet_pooling_layers_match_the_stock_loop(googlenet, cat_data):
     """Every pooling layer of GoogLeNet, on its real inputs: outputs and (through backward) max masks."""
     net = googlenet.net
