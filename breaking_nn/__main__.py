@@ -90,14 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "(runs without downloading; every prediction is meaningless)")
         p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="default: %(default)s")
 
+    def goal_options(p: argparse.ArgumentParser, untargeted: str) -> None:
+        """--target or --untargeted (``untargeted``: when a photo counts as fooled without a target)."""
+        p.add_argument("--target", "-t", default=None,
+                       help='the class to make the network see: a number (145) or a name ("king penguin")')
+        p.add_argument("--untargeted", action="store_true", help=untargeted)
+
     attack = sub.add_parser("attack", help="perturb PHOTO (within --epsilon grey levels) until the network sees --target",
                             description=ATTACK_DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ATTACK_EXAMPLES)
     attack.add_argument("photo", metavar="PHOTO", help="the photo: a file (JPEG, PNG, ...) or an http(s) URL")
-    attack.add_argument("--target", "-t", default=None,
-                        help='the class to make the network see: a number (145) or a name ("king penguin")')
-    attack.add_argument("--untargeted", action="store_true",
-                        help="no target: lower the class the network sees until another leads it by --until")
+    goal_options(attack, "no target: lower the class the network sees until another leads it by --until")
     attack.add_argument("--out", "-o", required=True,
                         help="the adversarial photo to write: .png, .webp, .bmp, .tif (lossless) or .jpg")
     attack.add_argument("--epsilon", default="4", help="largest change of any pixel, in grey levels, 1-255 "
@@ -133,10 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "quartiles of the minimal epsilon.",
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EVALUATE_EXAMPLES)
     evaluate.add_argument("folder", metavar="FOLDER", help="a folder of photos (its files; not its sub-folders)")
-    evaluate.add_argument("--target", "-t", default=None,
-                          help='the class to make the network see: a number (145) or a name ("king penguin")')
-    evaluate.add_argument("--untargeted", action="store_true",
-                          help="no target: fooled once the original class is no longer the top class")
+    goal_options(evaluate, "no target: fooled once the original class is no longer the top class")
     evaluate.add_argument("--out", "-o", required=True, help="the results CSV (one row per photo)")
     evaluate.add_argument("--epsilons", default="1,2,4,8",
                           help="budgets in whole grey levels 1-255, comma-separated (default: %(default)s)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,15 @@ def skip_unless_ci(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true, so this is a failure and not a skip: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT back to its default disposition.
+
+    A job started with ``&`` by a non-interactive shell (a CI runner, ``nohup ... &``) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt; a user's Ctrl-C in a terminal
+    always reaches it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """The breaking-nn command line, through real subprocesses: the success path and every bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage.transform import resize
+
+from conftest import sigint_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "breaking_nn"]
@@ -217,8 +218,16 @@ def test_ctrl_c_leaves_no_file(open_nsfw_model_file, tmp_path):
     process = subprocess.Popen([*CLI, "attack", str(source), "--target", "1", "--until", "0.999999", "--epsilon", "1",
                                 "--max-steps", "500", "--out", str(out_dir / "x.png"), "--report",
                                 str(out_dir / "r.png"), "--model", str(open_nsfw_model_file)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    time.sleep(12)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               preexec_fn=sigint_as_in_a_terminal)
+    # Interrupt once it is at work: Caffe loaded (so past the interpreter's start-up, however loaded
+    # this machine is), then a few seconds into the model and the attack.
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 180
+    while "libcaffe" not in maps.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    time.sleep(4)
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)

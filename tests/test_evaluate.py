@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from breaking_nn.evaluate import (TIMING_COLUMNS, columns, evaluate, minimal_eps
                                   success_rates, summarize)
 from breaking_nn.metrics import perturbation_metrics
 from breaking_nn.result_table import sidecar_path
+
+from conftest import sigint_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "breaking_nn"]
@@ -294,7 +295,7 @@ def test_ctrl_c_keeps_the_finished_rows_and_the_same_command_resumes(tiny_model_
     args = ["evaluate", folder, "--target", "0", "--out", out, "--model", tiny_model_file, "--exact",
             "--epsilons", "1", "--max-steps", "150"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=REPO)
+                               cwd=REPO, preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not out.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)

@@ -84,6 +84,26 @@ def pooling_net(tmp_path, shape, kernel, stride, pad, method, mask_top):
                          f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} }}")
 
 
+def forward_backward(net, x, rng) -> np.ndarray:
+    """Runs a one-layer pooling net on x, then backward from a random top diff; returns that diff."""
+    net.blobs["data"].data[...] = x
+    net.forward()
+    top_diff = rng.normal(size=net.blobs["pool"].data.shape).astype(np.float32)
+    net.blobs["pool"].diff[...] = top_diff
+    net.backward()
+    return top_diff
+
+
+def routed_gradient(index, top_diff, plane_shape) -> np.ndarray:
+    """Stock max pooling's backward for one image: each top diff added, in order, at its max's index.
+
+    index and top_diff are (C, PH, PW); the result is (C, H, W) for plane_shape (C, H, W)."""
+    grad = np.zeros(plane_shape, np.float32).reshape(plane_shape[0], -1)
+    for ch in range(plane_shape[0]):
+        np.add.at(grad[ch], index[ch].ravel(), top_diff[ch].ravel())
+    return grad.reshape(plane_shape)
+
+
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 @pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), (3, 1, 1), (2, 2, 0), (3, 2, 1), (5, 3, 2), (7, 1, 0)])
 def test_cpu_pooling_matches_the_stock_loop_bit_for_bit(tmp_path, method, kernel, stride, pad):
@@ -93,21 +113,14 @@ def test_cpu_pooling_matches_the_stock_loop_bit_for_bit(tmp_path, method, kernel
     x[x < -0.5] = 0  # ties, as after a ReLU
     x.flat[:: 7] = -0.0
     net = pooling_net(tmp_path, shape, kernel, stride, pad, method, mask_top=method == "MAX")
-    net.blobs["data"].data[...] = x
-    net.forward()
-    top_diff = rng.normal(size=net.blobs["pool"].data.shape).astype(np.float32)
-    net.blobs["pool"].diff[...] = top_diff
-    net.backward()
+    top_diff = forward_backward(net, x, rng)
     for n in range(shape[0]):
         expected, index = stock_pooling(x[n], kernel, stride, pad, method)
         np.testing.assert_array_equal(net.blobs["pool"].data[n], expected)
         assert np.array_equal(np.signbit(net.blobs["pool"].data[n]), np.signbit(expected))
         if method == "MAX":
             np.testing.assert_array_equal(net.blobs["mask"].data[n], index.astype(np.float32))
-            grad = np.zeros(shape[1:], np.float32).reshape(shape[1], -1)
-            for ch in range(shape[1]):
-                np.add.at(grad[ch], index[ch].ravel(), top_diff[n, ch].ravel())
-            np.testing.assert_array_equal(net.blobs["data"].diff[n], grad.reshape(shape[1:]))
+            np.testing.assert_array_equal(net.blobs["data"].diff[n], routed_gradient(index, top_diff[n], shape[1:]))
 
 
 @pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), (3, 1, 1), (2, 2, 0), (3, 2, 1)])
@@ -141,19 +154,12 @@ def test_cpu_max_pooling_special_values_match_the_stock_loop(tmp_path, kernel, s
     grid = np.ix_(range(shape[0]), range(shape[1]), rows, cols)
     x[grid] = rng.normal(size=x[grid].shape).astype(np.float32)
     net = pooling_net(tmp_path, shape, kernel, stride, pad, "MAX", mask_top=False)
-    net.blobs["data"].data[...] = x
-    net.forward()
-    top_diff = rng.normal(size=net.blobs["pool"].data.shape).astype(np.float32)
-    net.blobs["pool"].diff[...] = top_diff
-    net.backward()
+    top_diff = forward_backward(net, x, rng)
     for n in range(shape[0]):
         expected, index = stock_pooling(x[n], kernel, stride, pad, "MAX")
         assert np.array_equal(net.blobs["pool"].data[n].view(np.uint32), expected.view(np.uint32))
         assert index.min() >= 0
-        grad = np.zeros(shape[1:], np.float32).reshape(shape[1], -1)
-        for ch in range(shape[1]):
-            np.add.at(grad[ch], index[ch].ravel(), top_diff[n, ch].ravel())
-        np.testing.assert_array_equal(net.blobs["data"].diff[n], grad.reshape(shape[1:]))
+        np.testing.assert_array_equal(net.blobs["data"].diff[n], routed_gradient(index, top_diff[n], shape[1:]))
 
 
 def test_googlenet_pooling_layers_match_the_stock_loop(googlenet, cat_data):

@@ -1,0 +1,80 @@
+"""docker/podman-tools.sh: each image check (`make docker-test-cpu`, `make docker-test-gpu`) installs
+podman, buildah and debootstrap by itself, so either target works alone on a fresh machine.
+
+The script runs for real, with a PATH of its own: stand-ins for `id` and `apt-get` that record how
+they were called, and the tools it looks for present or absent.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "docker" / "podman-tools.sh"
+TOOLS = ("podman", "buildah", "debootstrap", "curl")
+
+
+def fake_bin(tmp_path: Path, *, present: tuple[str, ...], uid: int, apt: bool = True) -> Path:
+    """A bin/ with `bash`'s basics linked in, the ``present`` tools, an `id -u` printing ``uid`` and,
+    if ``apt``, an `apt-get` that appends its arguments to apt.log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "env", "sed", "cat"):
+        real = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        (bin_dir / tool).symlink_to(real)
+    scripts = {"id": f"#!/bin/bash\necho {uid}\n"}
+    for tool in present:
+        scripts[tool] = "#!/bin/bash\nexit 0\n"
+    if apt:
+        scripts["apt-get"] = f'#!/bin/bash\necho "$*" >> {tmp_path / "apt.log"}\n'
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def run(bin_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(bin_dir / "bash"), str(SCRIPT)], capture_output=True, text=True,
+                          env={"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/root")})
+
+
+def test_nothing_is_installed_when_every_tool_is_there(tmp_path):
+    done = run(fake_bin(tmp_path, present=TOOLS, uid=0))
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "apt.log").exists()
+
+
+@pytest.mark.parametrize("missing", ["podman", "debootstrap"])
+def test_a_missing_tool_is_installed_with_apt(tmp_path, missing):
+    done = run(fake_bin(tmp_path, present=tuple(t for t in TOOLS if t != missing), uid=0))
+    assert done.returncode == 0, done.stderr
+    assert f"installing {missing}" in done.stdout
+    calls = (tmp_path / "apt.log").read_text()
+    assert calls.startswith("install -y") and all(t in calls for t in ("podman", "buildah", "debootstrap"))
+
+
+def test_without_root_it_says_to_run_as_root_and_installs_nothing(tmp_path):
+    done = run(fake_bin(tmp_path, present=("curl",), uid=1000))
+    assert done.returncode == 1
+    assert "missing podman buildah debootstrap: run as root (sudo make docker-test)" in done.stderr
+    assert not (tmp_path / "apt.log").exists()
+
+
+def test_without_apt_it_says_so(tmp_path):
+    done = run(fake_bin(tmp_path, present=("podman", "buildah", "curl"), uid=0, apt=False))
+    assert done.returncode == 1
+    assert "missing debootstrap, and no apt-get to install them" in done.stderr
+
+
+@pytest.mark.parametrize("check", ["check-image.sh", "check-gpu-image.sh"])
+def test_each_image_check_installs_its_tools_before_using_podman(check):
+    """Both `make docker-test-*` targets run it before their first podman or buildah command."""
+    lines = (REPO / "docker" / check).read_text().splitlines()
+    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    first_tools = next(i for i, line in enumerate(code) if "podman-tools.sh" in line)
+    first_podman = next(i for i, line in enumerate(code) if "podman-tools.sh" not in line and (
+        line.lstrip().startswith(("podman ", "buildah ")) or " podman " in line or " buildah " in line))
+    assert first_tools < first_podman
