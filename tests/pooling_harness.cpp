@@ -1,12 +1,12 @@
 // Bit-for-bit check of the patched CPU pooling loops (docker/patches/0005, 0011)
-// against Caffe's stock loop, outside Caffe. tests/test_caffe_recipe.py cuts the
+// against Caffe's stock loop, outside Caffe. scripts/pooling_harness.py cuts the
 // static functions out of the patched src/caffe/layers/pooling_layer.cpp into
-// pooling_patched.inc (namespace patched) and compiles this file once per code
-// path: the target_clones build (the best clone for this CPU) and
-// -DBREAKING_NN_NO_CLONES (plain SSE2).
+// pooling_patched.inc (namespace patched) and compiles this file, either with the
+// target_clones (the best clone for this CPU) or -DBREAKING_NN_NO_CLONES (plain
+// SSE2); tests/test_caffe_recipe.py runs both.
 //
-//   ./pooling_harness          compare every case; exit 1 on a differing bit
-//   ./pooling_harness --time   also print ms per GoogLeNet pooling layer
+//   pooling_harness          compare every case; exit 1 on a differing bit
+//   pooling_harness --time   also print ms per GoogLeNet pooling layer
 //
 // Layout: one plane after another (N*C planes of H x W, row-major), as Caffe.
 #include <algorithm>

@@ -144,35 +144,16 @@ def test_the_caffe_cache_key_reads_the_venvs_own_numpy_whatever_pythonpath_says(
 
 
 
-def patched_pooling_loops(src: Path) -> str:
-    """The static helpers of the patched pooling_layer.cpp: everything between its includes and
-    PoolingLayer's first member (the geometry, the loops, the fast-path dispatch)."""
-    text = (src / "src/caffe/layers/pooling_layer.cpp").read_text()
-    start = text.index("namespace caffe {") + len("namespace caffe {")
-    end = text.index("template <typename Dtype>\nvoid PoolingLayer<Dtype>::LayerSetUp")
-    helpers = text[start:end]
-    start = text.index("// breaking-nn: row-at-a-time CPU pooling.")
-    end = text.index("template <typename Dtype>\nvoid PoolingLayer<Dtype>::Forward_cpu")
-    return helpers + text[start:end]
-
 
 @pytest.mark.parametrize("clones", [True, False], ids=["best-clone", "sse2"])
-def test_patched_pooling_matches_the_stock_loop_on_every_shape(sdist, tmp_path, clones):
+def test_patched_pooling_matches_the_stock_loop_on_every_shape(sdist, clones):
     """Patches 0005 and 0011's CPU pooling loops, cut out of the patched source and compiled into
-    tests/pooling_harness.cpp, give the stock loop's bits for 5,172 cases: kernel 1-5, stride 1-3,
-    pad 0-2, float and double, uniform and special inputs (NaN, +-inf, -FLT_MAX, -0.0, ties); once
-    with the load-time clones (AVX-512F / AVX2 where the CPU has them) and once plain SSE2."""
+    tests/pooling_harness.cpp (scripts/pooling_harness.py), give the stock loop's bits for 5,172 cases:
+    kernel 1-5, stride 1-3, pad 0-2, float and double, uniform and special inputs (NaN, +-inf, -FLT_MAX,
+    -0.0, ties); once with the load-time clones (AVX-512F / AVX2 where the CPU has them), once plain SSE2."""
     if shutil.which("g++") is None:
         skip_unless_ci("g++ is missing (docker/install-build-deps.sh installs it)")
-    src = extract(sdist, tmp_path / "src")
-    assert apply(src, "--device", "cpu").returncode == 0
-    (tmp_path / "pooling_patched.inc").write_text(patched_pooling_loops(src))
-    binary = tmp_path / "harness"
-    flags = [] if clones else ["-DBREAKING_NN_NO_CLONES"]
-    built = subprocess.run(["g++", "-O3", "-std=c++11", "-Wall", "-Werror", *flags, "-I", str(tmp_path),
-                            str(REPO / "tests" / "pooling_harness.cpp"), "-o", str(binary)],
-                           capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
-    run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:]
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "pooling_harness.py"),
+                          *([] if clones else ["--no-clones"])], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     assert "0 of 5172 cases differ from the stock loop" in run.stdout
