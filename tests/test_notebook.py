@@ -15,6 +15,18 @@ ROBUSTNESS_NOTEBOOK = REPO / "notebooks" / "robustness.ipynb"
 pytestmark = pytest.mark.slow
 
 
+def run_notebook(notebook: Path, executed: Path, *, cwd: Path, parameters: dict) -> tuple[list, str]:
+    """Executes ``notebook`` with papermill (a real kernel) into ``executed``; checks that every code cell
+    ran and returns ``(the code cells, their printed text)``."""
+    import papermill
+
+    papermill.execute_notebook(str(notebook), str(executed), cwd=str(cwd), kernel_name="python3",
+                               parameters=parameters, progress_bar=False)
+    code = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "a cell did not run"
+    return code, "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+
+
 @pytest.mark.parametrize("notebook", [NOTEBOOK, PHOTO_NOTEBOOK, ROBUSTNESS_NOTEBOOK], ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs(notebook):
     nb = nbformat.read(notebook, as_version=4)
@@ -25,16 +37,8 @@ def test_notebook_is_committed_without_outputs(notebook):
 
 @pytest.mark.image
 def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, cat_image_source):
-    import papermill
-
-    out = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), cwd=str(REPO / "notebooks"), kernel_name="python3",
-                               parameters={"weights": "generated", "image_source": cat_image_source},
-                               progress_bar=False)
-    nb = nbformat.read(out, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code), "a cell did not run"
-    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    code, text = run_notebook(NOTEBOOK, tmp_path / "executed.ipynb", cwd=REPO / "notebooks",
+                              parameters={"weights": "generated", "image_source": cat_image_source})
     assert "GENERATED weights" in text and "meaningless" in text
     assert "label: " in text and "certainty: " in text
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
@@ -44,7 +48,6 @@ def test_notebook_runs_end_to_end_on_generated_weights(tmp_path, cat_image_sourc
 @pytest.mark.image
 def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, open_nsfw_model_file):
     import numpy as np
-    import papermill
     from skimage import data
 
     import breaking_nn as bnn
@@ -52,15 +55,9 @@ def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, op
     photo = tmp_path / "coffee.jpg"
     Image.fromarray(data.coffee()).save(photo, quality=95)
     out, report = tmp_path / "coffee-nsfw.png", tmp_path / "report.png"
-    executed = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(str(PHOTO_NOTEBOOK), str(executed), cwd=str(tmp_path), kernel_name="python3",
-                               parameters={"photo": str(photo), "target": 1, "model_file": str(open_nsfw_model_file),
-                                           "epsilon": 4, "out": str(out), "report": str(report)},
-                               progress_bar=False)
-    nb = nbformat.read(executed, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code), "a cell did not run"
-    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    code, text = run_notebook(PHOTO_NOTEBOOK, tmp_path / "executed.ipynb", cwd=tmp_path,
+                              parameters={"photo": str(photo), "target": 1, "model_file": str(open_nsfw_model_file),
+                                          "epsilon": 4, "out": str(out), "report": str(report)})
     assert "reached after" in text and "verified: " in text and "NOT verified" not in text
     assert "mode: robust (6 pipelines a step, seed 0)" in text
     assert "file as JPEG 75" in text and "fooled under 12 of 12 pipelines" in text
@@ -78,17 +75,10 @@ def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, op
 
 def test_robustness_notebook_evaluates_open_nsfw_on_scikit_image_photos(tmp_path, open_nsfw_model_file):
     import pandas as pd
-    import papermill
 
-    executed = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(str(ROBUSTNESS_NOTEBOOK), str(executed), cwd=str(tmp_path), kernel_name="python3",
-                               parameters={"photos": ["chelsea", "coffee"], "model_file": str(open_nsfw_model_file),
-                                           "epsilons": "1,2", "max_steps": 2, "out": "results.csv"},
-                               progress_bar=False)
-    nb = nbformat.read(executed, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code), "a cell did not run"
-    text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    code, text = run_notebook(ROBUSTNESS_NOTEBOOK, tmp_path / "executed.ipynb", cwd=tmp_path,
+                              parameters={"photos": ["chelsea", "coffee"], "model_file": str(open_nsfw_model_file),
+                                          "epsilons": "1,2", "max_steps": 2, "out": "results.csv"})
     assert "epsilon  fooled" in text and "minimal epsilon (grey levels): quartiles" in text
     assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no curve drawn"
     assert [o for c in code for o in c.outputs if "text/html" in o.get("data", {})], "no table shown"
