@@ -23,7 +23,7 @@ lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test-gpu"
 docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
-# shellcheck source=image-tests.sh
+# shellcheck source-path=SCRIPTDIR source=image-tests.sh
 . docker/image-tests.sh
 base=$(docker/base-image.sh) || die "could not make the base image"
 
@@ -39,7 +39,7 @@ lap "built $image (CUDA, sm_$arch)"
 ctr=$(buildah from "$image")
 trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
 image_run_args "$root" || die "could not prepare the tests' files"
-inside() { buildah run --isolation chroot "${run_args[@]}" "$ctr" -- "$@"; }
+inside() { buildah_run "${run_args[@]}" "$ctr" -- "$@"; }
 
 info=$(inside python -c "import caffe, json; from breaking_nn.caffe_runtime import build_info; print(json.dumps(build_info()))") \
   || die "caffe does not import in the image"

@@ -21,7 +21,7 @@ lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test"
 docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
-# shellcheck source=image-tests.sh
+# shellcheck source-path=SCRIPTDIR source=image-tests.sh
 . docker/image-tests.sh
 
 # --- hadolint -----------------------------------------------------------------------
@@ -47,7 +47,7 @@ lap "built $image"
 ctr=$(buildah from "$image")
 trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
 image_run_args "$root" || die "could not prepare the tests' files"
-inside() { buildah run --isolation chroot "${run_args[@]}" "$ctr" -- "$@"; }
+inside() { buildah_run "${run_args[@]}" "$ctr" -- "$@"; }
 
 inside python -c "import caffe, breaking_nn, json; print('caffe', caffe.__version__, json.dumps(breaking_nn.caffe_runtime.build_info()))" \
   || die "caffe or breaking_nn does not import in the image"

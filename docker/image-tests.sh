@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by docker/check-image.sh and docker/check-gpu-image.sh (bash, set -e): what
 # the tests inside an image get from the host, and the smoke subset they run.
 #   image_run_args     buildah run options, in the array run_args:
@@ -10,6 +11,8 @@
 #   image_smoke CTR    runs `pytest -m image` (import, forward, backward, the attack on the
 #     tiny trained net, the notebooks, open_nsfw fooled once, the CLI) inside CTR.
 # The whole suite runs once, on the host (make test).
+# shellcheck source-path=SCRIPTDIR source=buildah-run.sh
+. "$(dirname "${BASH_SOURCE[0]}")/buildah-run.sh"
 image_run_args() {
   local root=$1 shared cache nsfw
   shared=$(cd "$root/.." && pwd)/shared
@@ -32,6 +35,6 @@ image_run_args() {
 }
 
 image_smoke() {
-  buildah run --isolation chroot "${run_args[@]}" "$1" -- \
+  buildah_run "${run_args[@]}" "$1" -- \
     python -m pytest -q -p no:cacheprovider -m image tests
 }
