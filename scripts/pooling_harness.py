@@ -15,23 +15,13 @@ AVX-512F / AVX2 / SSE2 clones picked at load time.
 from __future__ import annotations
 
 import argparse
-import os
-import re
+import hashlib
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pinned_sdist() -> Path:
-    """The pinned sdist where scripts/setup.sh keeps it (its cache's work/)."""
-    env = dict(line.split("=", 1) for line in (REPO / "docker" / "caffe-source.env").read_text().splitlines()
-               if re.match(r"^[A-Z0-9_]+=", line))
-    env = {k: v.strip('"') for k, v in env.items()}
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    return cache / "work" / f"{env['CAFFE_SDIST_NAME']}-{env['CAFFE_SDIST_VERSION']}.tar.gz"
+from caffe_sdist import REPO, pinned_sdist, unpack
 
 
 def patched_pooling_loops(src: Path) -> str:
@@ -44,9 +34,7 @@ def patched_pooling_loops(src: Path) -> str:
 
 def build(work: Path, sdist: Path, *, clones: bool) -> Path:
     """Patch a fresh copy of ``sdist`` in ``work`` and compile the harness there; returns the binary."""
-    src = work / "src"
-    src.mkdir()
-    subprocess.run(["tar", "-xzf", str(sdist), "-C", str(src), "--strip-components=1"], check=True)
+    src = unpack(sdist, work / "src")
     subprocess.run(["bash", str(REPO / "docker" / "apply-patches.sh"), "--src", str(src), "--device", "cpu"],
                    check=True, stdout=subprocess.DEVNULL)
     (work / "pooling_patched.inc").write_text(patched_pooling_loops(src))
@@ -62,9 +50,13 @@ def main() -> int:
     parser.add_argument("--time", action="store_true", help="also time GoogLeNet's pooling layers")
     parser.add_argument("--no-clones", action="store_true", help="the plain SSE2 path only")
     args = parser.parse_args()
-    sdist = pinned_sdist()
+    sdist, sha256 = pinned_sdist()
     if not sdist.is_file():
         print(f"pooling_harness: the pinned Caffe sdist is not at {sdist}: run `make setup` first", file=sys.stderr)
+        return 2
+    if hashlib.sha256(sdist.read_bytes()).hexdigest() != sha256:
+        print(f"pooling_harness: {sdist} is not the pinned sdist (SHA-256 differs): delete it and run `make setup`",
+              file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         binary = build(Path(tmp), sdist, clones=not args.no_clones)

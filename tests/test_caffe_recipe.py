@@ -19,6 +19,9 @@ import pytest
 
 from conftest import REPO, skip_unless_ci
 
+sys.path.insert(0, str(REPO / "scripts"))
+from caffe_sdist import pinned_sdist, unpack  # noqa: E402  (scripts/ is not a package)
+
 PATCHES = REPO / "docker" / "patches"
 APPLY = REPO / "docker" / "apply-patches.sh"
 
@@ -35,22 +38,11 @@ def series() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def sdist() -> Path:
-    env = dict(line.split("=", 1) for line in (REPO / "docker" / "caffe-source.env").read_text().splitlines()
-               if re.match(r"^[A-Z0-9_]+=", line))
-    env = {k: v.strip('"') for k, v in env.items()}
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    path = cache / "work" / f"{env['CAFFE_SDIST_NAME']}-{env['CAFFE_SDIST_VERSION']}.tar.gz"
+    path, sha256 = pinned_sdist()
     if not path.is_file():
         skip_unless_ci(f"the pinned Caffe sdist is not in {path.parent} (scripts/setup.sh puts it there)")
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == env["CAFFE_SDIST_SHA256"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
     return path
-
-
-def extract(sdist: Path, dest: Path) -> Path:
-    """The sdist unpacked as docker/build-caffe.sh unpacks it."""
-    dest.mkdir(parents=True)
-    subprocess.run(["tar", "-xzf", str(sdist), "-C", str(dest), "--strip-components=1"], check=True)
-    return dest
 
 
 def same_tree(a: Path, b: Path) -> list[str]:
@@ -80,8 +72,8 @@ def test_the_series_lists_every_patch_once_and_each_has_a_header():
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_the_series_applies_to_the_pinned_source_and_reverse_applies_to_it(sdist, tmp_path, device):
-    pristine = extract(sdist, tmp_path / "pristine")
-    src = extract(sdist, tmp_path / "patched")
+    pristine = unpack(sdist, tmp_path / "pristine")
+    src = unpack(sdist, tmp_path / "patched")
     done = apply(src, "--device", device)
     assert done.returncode == 0, done.stderr
     n = sum(1 for _, only in series() if only in ("", device))
@@ -96,7 +88,7 @@ def test_the_series_applies_to_the_pinned_source_and_reverse_applies_to_it(sdist
 
 
 def test_a_patch_that_does_not_apply_stops_the_series_and_is_named(sdist, tmp_path):
-    src = extract(sdist, tmp_path / "src")
+    src = unpack(sdist, tmp_path / "src")
     assert apply(src).returncode == 0
     again = apply(src)  # every patch is now already in: the first one cannot apply
     assert again.returncode == 1
