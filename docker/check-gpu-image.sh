@@ -16,15 +16,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 arch=${CUDA_ARCH:-90}
 image=localhost/breaking-nn:gpu
-say() { echo "check-gpu-image: $*"; }
-die() { echo "check-gpu-image: FAILED: $*" >&2; exit 1; }
-t0=$(date +%s)
-lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
-
-[ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test-gpu"
-docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
 # shellcheck source-path=SCRIPTDIR source=image-tests.sh
 . docker/image-tests.sh
+image_check_start check-gpu-image docker-test-gpu
 base=$(docker/base-image.sh) || die "could not make the base image"
 
 # --- Build: the Dockerfile's defaults, only the base and CUDA_ARCH given -------------

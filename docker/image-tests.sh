@@ -11,6 +11,9 @@
 #   image_smoke CTR    runs `pytest -m image` (import, forward, backward, the attack on the
 #     tiny trained net, the notebooks, open_nsfw fooled once, the CLI) inside CTR.
 # The whole suite runs once, on the host (make test).
+#   image_check_start NAME TARGET   say/die/lap print as NAME (lap: seconds since the start);
+#     dies unless root (the hint names `sudo make TARGET`); installs podman, buildah and
+#     debootstrap when missing (docker/podman-tools.sh)
 # shellcheck source-path=SCRIPTDIR source=buildah-run.sh
 . "$(dirname "${BASH_SOURCE[0]}")/buildah-run.sh"
 image_run_args() {
@@ -38,3 +41,13 @@ image_smoke() {
   buildah_run "${run_args[@]}" "$1" -- \
     python -m pytest -q -p no:cacheprovider -m image tests
 }
+
+image_check_start() {
+  check_name=$1
+  t0=$(date +%s)
+  [ "$(id -u)" = 0 ] || die "run as root (podman builds here run as root): sudo make $2"
+  docker/podman-tools.sh || die "could not install podman, buildah and debootstrap"
+}
+say() { echo "$check_name: $*"; }
+die() { echo "$check_name: FAILED: $*" >&2; exit 1; }
+lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }

@@ -71,10 +71,18 @@ def test_without_apt_it_says_so(tmp_path):
 
 @pytest.mark.parametrize("check", ["check-image.sh", "check-gpu-image.sh"])
 def test_each_image_check_installs_its_tools_before_using_podman(check):
-    """Both `make docker-test-*` targets run it before their first podman or buildah command."""
-    lines = (REPO / "docker" / check).read_text().splitlines()
-    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    first_tools = next(i for i, line in enumerate(code) if "podman-tools.sh" in line)
-    first_podman = next(i for i, line in enumerate(code) if "podman-tools.sh" not in line and (
-        line.lstrip().startswith(("podman ", "buildah ")) or " podman " in line or " buildah " in line))
+    """Both `make docker-test-*` targets run it (through image-tests.sh's image_check_start) before
+    their first podman or buildah command."""
+    starter = code_lines((REPO / "docker" / "image-tests.sh").read_text())
+    start = starter.index("image_check_start() {")
+    assert any("docker/podman-tools.sh" in line for line in starter[start:starter.index("}", start)])
+    code = code_lines((REPO / "docker" / check).read_text())
+    first_tools = next(i for i, line in enumerate(code) if line.startswith("image_check_start "))
+    first_podman = next(i for i, line in enumerate(code) if
+                        line.startswith(("podman ", "buildah ")) or " podman " in line or " buildah " in line)
     assert first_tools < first_podman
+
+
+def code_lines(text: str) -> list[str]:
+    """The lines of a shell script that are not blank or comments, stripped."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
