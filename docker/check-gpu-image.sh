@@ -23,7 +23,7 @@ base=$(docker/base-image.sh) || die "could not make the base image"
 
 # --- Build: the Dockerfile's defaults, only the base and CUDA_ARCH given -------------
 host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-podman build --isolation=chroot --network=host --format docker \
+podman_build --isolation=chroot --network=host --format docker \
   --secret id=ca-bundle,src="$host_ca" \
   --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg CUDA_ARCH="$arch" \
   -t "$image" . || die "podman build failed"

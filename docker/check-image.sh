@@ -31,7 +31,7 @@ lap "base image $base ready"
 # This machine's CA bundle goes in as the build secret "ca-bundle": where HTTPS is
 # intercepted by a proxy, pip inside the build trusts what the host trusts.
 host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-podman build --isolation=chroot --network=host --format docker \
+podman_build --isolation=chroot --network=host --format docker \
   --secret id=ca-bundle,src="$host_ca" \
   --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg CAFFE_DEVICE=cpu \
   -t "$image" . || die "podman build failed"

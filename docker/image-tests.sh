@@ -14,8 +14,8 @@
 #   image_check_start NAME TARGET   say/die/lap print as NAME (lap: seconds since the start);
 #     dies unless root (the hint names `sudo make TARGET`); installs podman, buildah and
 #     debootstrap when missing (docker/podman-tools.sh)
-# shellcheck source-path=SCRIPTDIR source=buildah-run.sh
-. "$(dirname "${BASH_SOURCE[0]}")/buildah-run.sh"
+# shellcheck source-path=SCRIPTDIR source=memfd-retry.sh
+. "$(dirname "${BASH_SOURCE[0]}")/memfd-retry.sh"
 image_run_args() {
   local root=$1 shared cache nsfw
   shared=$(cd "$root/.." && pwd)/shared

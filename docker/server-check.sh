@@ -9,8 +9,8 @@
 #   server_process PATTERN      sets $server_pid (the process whose command line matches
 #                               PATTERN) and $server_uid; dies when there is none or it is root
 #   refuses_empty_token CTR COMMAND   dies unless COMMAND fails with JUPYTER_TOKEN empty
-# shellcheck source-path=SCRIPTDIR source=buildah-run.sh
-. "$(dirname "${BASH_SOURCE[0]}")/buildah-run.sh"
+# shellcheck source-path=SCRIPTDIR source=memfd-retry.sh
+. "$(dirname "${BASH_SOURCE[0]}")/memfd-retry.sh"
 
 server_check_setup() {
   check_name=$1
