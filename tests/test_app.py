@@ -59,10 +59,13 @@ def test_run_gives_the_verified_file_for_download(tiny_model_file, tiny_photo):
 
 
 @pytest.mark.slow
+# The app says it beside the weights choice (asserted below); the worker thread's Python warning is expected.
+@pytest.mark.filterwarnings("ignore::breaking_nn.GeneratedWeightsWarning")
 def test_stop_ends_the_run_between_steps(googlenet, tmp_path):
     """GoogLeNet (generated weights: each step takes a while) stopped after its first steps."""
     app = bnn.app(weights="generated").app
     assert app.model.value.startswith("GoogLeNet") and len(app.target.options) == 1001
+    assert "GENERATED weights" in app.weights_note.value and "meaningless" in app.weights_note.value
     app.example.value = "Chelsea the cat (scikit-image)"
     app.target.value, app.max_steps.value, app.mode.value = "king penguin", 1000, "exact"
     app.until.value = 0.99
