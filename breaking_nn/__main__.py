@@ -46,7 +46,7 @@ pipeline and --samples - 1 more drawn from real-world ones (other resizers, JPEG
 crops, smaller copies). "Fooled" under a pipeline means the target is its top class
 (--untargeted: the original class no longer is). The file is checked against a named
 suite of 12 real-world pipelines; exit code 0 needs the --until goal under the model
-file's pipeline AND at least 95 %% of the suite fooled (with 12 pipelines: all 12).
+file's pipeline AND at least 95 % of the suite fooled (with 12 pipelines: all 12).
 
 --exact attacks the model file's pipeline alone (faster, a lab result): exit code 0
 needs the --until goal under that pipeline; the suite is reported as information.

@@ -28,14 +28,18 @@ from .images import load_blog_image
 from .labels import COMPUTER_KEYBOARD, KING_PENGUIN, MOUSE, PERSIAN_CAT
 from .model import Classifier, GeneratedWeightsWarning, format_predictions, load_googlenet
 
-def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: bool = False) -> list[Path]:
-    """Draw the seven figures for ``image`` (H, W, 3) RGB 0-1 into ``out``; return their paths."""
+def make_figures(model: Classifier, image: np.ndarray, out: Path, *, progress: bool = False,
+                 note: str = "") -> list[Path]:
+    """Draw the seven figures for ``image`` (H, W, 3) RGB 0-1 into ``out``; return their paths.
+    ``note``, if given, heads predictions.txt (e.g. that the weights are generated)."""
     from matplotlib import pyplot as plt
 
     from .plotting import blog_style, plot_steps, show_gradient, show_image
 
     out.mkdir(parents=True, exist_ok=True)
     text = io.StringIO()
+    if note:
+        text.write(f"{note}\n\n")
     written: list[Path] = []
 
     def section(title: str, probs: np.ndarray, n: int) -> None:
@@ -98,15 +102,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         with warnings.catch_warnings():  # said below in the command's own words
             warnings.simplefilter("ignore", GeneratedWeightsWarning)
             model = load_googlenet(args.weights)
-        if args.weights == "generated":
-            print(f"WARNING: {WARNING}")
-        written = make_figures(model, load_blog_image(args.image), args.out, progress=True)
+        note = f"WARNING: {WARNING}" if args.weights == "generated" else ""
+        if note:
+            print(note)
+        written = make_figures(model, load_blog_image(args.image), args.out, progress=True, note=note)
     except BreakingNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if isinstance(exc, WeightsError):
             print("To run the code without the trained weights: --weights generated "
                   "(make figures WEIGHTS=generated); its predictions mean nothing.", file=sys.stderr)
-        return 1
+        return 2  # as the command line's bad input: one message, nothing written
     print((args.out / "predictions.txt").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -26,6 +26,7 @@ import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
+from .network import request_problem
 
 ImageSource = Union[str, Path, np.ndarray, Image.Image]
 
@@ -105,8 +106,10 @@ def _decode(data: bytes, origin: str, convert: Callable):
             return convert(_upright(img, origin), origin)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
         start = data[:60].decode("utf-8", "replace").strip()
+        # Pillow's own text for an unknown format names its in-memory buffer: say it plainly.
+        reason = "no known image format" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
         raise ImageLoadError(
-            f"{origin} is not an image Pillow can read ({type(exc).__name__}: {exc}); "
+            f"{origin} is not an image Pillow can read ({reason}); "
             f"it starts with {start!r}. Give a JPEG, PNG, GIF, BMP or WebP file."
         ) from None
 
@@ -151,7 +154,7 @@ def fetch_image_bytes(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_D
             return bytes(body)
     except requests.RequestException as exc:
         raise ImageLoadError(
-            f"could not fetch {url}: {type(exc).__name__}: {exc}. "
+            f"could not fetch {url}: {request_problem(url, exc)}. "
             "Check the network, or download the image and pass its local path."
         ) from None
 

@@ -35,8 +35,9 @@ class Labels:
     1
     """
 
-    def __init__(self, names: Iterable[str]):
+    def __init__(self, names: Iterable[str], *, source: Union[str, Path, None] = None):
         self.names = [str(n).strip() for n in names]
+        self.source = str(source) if source is not None else None  # the label file, when read from one
         self._by_name: dict[str, list[int]] = {}
         for i, full in enumerate(self.names):
             synonyms = {full.lower()} | {s.strip().lower() for s in full.split(",")}
@@ -54,7 +55,7 @@ class Labels:
         names = [_WNID.sub("", line) for line in lines if line.strip()]
         if not names:
             raise LabelError(f"label file {path} is empty: it needs one class name a line")
-        return cls(names)
+        return cls(names, source=path)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -90,11 +91,26 @@ class Labels:
         if found:
             choices = ", ".join(f"{i} ({self.names[i]})" for i in found)
             raise LabelError(f"{name!r} names several classes: {choices}; pass the class number instead")
-        close = difflib.get_close_matches(key, self._by_name, n=3, cutoff=0.6)
-        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else (
-            "; Labels.names lists them all"
-        )
+        close = self._suggestions(key)
+        if close:
+            hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        elif len(self.names) <= 20:
+            hint = "; its classes are " + ", ".join(f"{i} {n!r}" for i, n in enumerate(self.names))
+        else:
+            where = f"every name is in {self.source}" if self.source else "Labels.names lists every name"
+            hint = f"; pass a class number 0 to {len(self.names) - 1}, or a name: {where}"
         raise LabelError(f"unknown label name {name!r}{hint}")
+
+    def _suggestions(self, key: str, n: int = 3) -> list[str]:
+        """Up to ``n`` known names for a lower-case ``key``: the shortest that contain it as a whole
+        word ("safe" -> "safe for work"), then the closest spellings ("king pengin" -> "king penguin")."""
+        word = re.compile(rf"\b{re.escape(key)}\b") if key else None
+        containing = sorted((s for s in self._by_name if word and word.search(s)), key=lambda s: (len(s), s))
+        close = difflib.get_close_matches(key, self._by_name, n=n, cutoff=0.6)
+        one_per_class: dict[tuple[int, ...], str] = {}
+        for s in containing + close:
+            one_per_class.setdefault(tuple(self._by_name[s]), s)
+        return list(one_per_class.values())[:n]
 
 
 @lru_cache(maxsize=1)

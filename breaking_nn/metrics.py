@@ -42,7 +42,7 @@ class PerturbationMetrics:
         return d
 
     def __str__(self) -> str:
-        return (f"L-inf {self.linf} grey levels, L2 {self.l2:.1f}, {self.changed_fraction:.1%} of pixels changed, "
+        return (f"L-inf {grey_levels(self.linf)}, L2 {self.l2:.1f}, {self.changed_fraction:.1%} of pixels changed, "
                 f"PSNR {self.psnr:.1f} dB, SSIM {self.ssim:.4f}")
 
 
@@ -106,3 +106,8 @@ def top_k(probs: np.ndarray, labels: Labels, k: int = 5) -> list[tuple[int, str,
     probs = np.asarray(probs).ravel()
     order = np.argsort(probs, kind="stable")[::-1][:k]
     return [(int(i), labels.name(int(i)), float(probs[i])) for i in order]
+
+
+def grey_levels(n: int) -> str:
+    """``n`` with its unit: "1 grey level", "4 grey levels"."""
+    return f"{n} grey level" + ("" if n == 1 else "s")

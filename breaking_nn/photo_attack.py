@@ -39,7 +39,7 @@ from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
 from .labels import Label
-from .metrics import PerturbationMetrics, perturbation_metrics, top_k
+from .metrics import PerturbationMetrics, grey_levels, perturbation_metrics, top_k
 from .model import Classifier
 from .pipelines import Pipeline, model_pipeline
 from .suite import SuiteResult, check_suite, is_fooled
@@ -83,7 +83,7 @@ def check_output_path(path: Union[str, Path], *, force: bool = False) -> Path:
     if path.is_dir():
         raise SaveError(f"{path} is a folder: give a file name such as {path / 'adversarial.png'}")
     if path.exists() and not force:
-        raise SaveError(f"{path} already exists: choose another name, or overwrite it with --force (force=True)")
+        raise SaveError(f"{path} already exists: choose another name, or overwrite it with --force (in Python: force=True)")
     return path
 
 
@@ -325,7 +325,7 @@ class PhotoAttackResult:
                        f"own pipeline, but is {suite.summary()}: fewer than 95 %")
         message += f"; {suite.summary()}"
         if fmt == "JPEG":
-            message += (f"; the compressed file differs from the original by L-inf {file_metrics.linf} grey levels "
+            message += (f"; the compressed file differs from the original by L-inf {grey_levels(file_metrics.linf)} "
                         f"(attack budget {self.epsilon:g}), PSNR {file_metrics.psnr:.1f} dB, SSIM {file_metrics.ssim:.4f}")
         self.saved = SaveCheck(path=path, format=fmt, quality=options.get("quality") if fmt == "JPEG" else None,
                                lossless=lossless, pixels_equal=pixels_equal, max_abs_diff=diff, probabilities=probs,

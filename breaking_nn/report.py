@@ -100,7 +100,7 @@ def check_report_path(path: Union[str, Path], *, force: bool = True) -> Path:
     if not path.parent.is_dir():
         raise SaveError(f"the folder of {path} does not exist: create {path.parent} first")
     if path.exists() and not force:
-        raise SaveError(f"{path} already exists: choose another name, or overwrite it with --force (force=True)")
+        raise SaveError(f"{path} already exists: choose another name, or overwrite it with --force (in Python: force=True)")
     return path
 
 

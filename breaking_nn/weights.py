@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
-from urllib.parse import urlparse
 
 import requests
 
 from . import paths
 from .errors import WeightsError
+from .network import request_problem
 
 
 @dataclass(frozen=True)
@@ -140,14 +140,10 @@ def _fetch(url: str, dest: Path, spec: WeightsFile, *, progress: bool, timeout: 
 
 
 def network_failure(url: str, exc: requests.RequestException) -> str:
-    """What went wrong with a download, in words: no connection (DNS, refused), a time-out, or a cut-off body."""
-    host = urlparse(url).netloc or url
-    if isinstance(exc, requests.Timeout):
-        return f"could not download {url}: {host} did not answer in time ({type(exc).__name__}). Try again."
-    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return (f"could not download {url}: no connection to {host} (no network, the name does not resolve, or "
-                f"the server refused): {type(exc).__name__}: {exc}.")
-    return f"could not download {url}: the download broke off and is incomplete ({type(exc).__name__}: {exc}). Try again."
+    """What went wrong with a download, in words (breaking_nn.network), and what to do."""
+    problem = request_problem(url, exc)
+    again = "" if problem.startswith("no connection") else " Try again."
+    return f"could not download {url}: {problem}.{again}"
 
 
 def resolve_weights(weights: Optional[Union[str, Path]] = None, *, download: bool = True) -> Path:

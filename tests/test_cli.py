@@ -116,7 +116,7 @@ def bad_model_file(folder: Path) -> Path:
 BAD_INPUTS = {
     # name: (arguments after PHOTO OUT, how PHOTO is given, what stderr says)
     "missing photo": ([], "missing", "does not exist"),
-    "unreadable photo": ([], "text", "is not an image Pillow can read"),
+    "unreadable photo": ([], "text", "is not an image Pillow can read (no known image format)"),
     "unknown target": (["--target", "pattern Z"], None, "pattern"),
     "epsilon zero": (["--epsilon", "0"], None, "epsilon must be from 1 to 255"),
     "epsilon over 255": (["--epsilon", "300"], None, "epsilon must be from 1 to 255"),

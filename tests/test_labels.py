@@ -29,6 +29,21 @@ def test_unknown_name_suggests_close_matches():
         imagenet_labels().index("kng penguin")
 
 
+def test_a_word_of_a_name_suggests_the_names_holding_it_one_per_class():
+    two = Labels(["safe for work", "not safe for work"])
+    with pytest.raises(LabelError, match=r"'safe'; did you mean 'safe for work' or 'not safe for work'\?"):
+        two.index("safe")
+    with pytest.raises(LabelError, match=r"did you mean 'king penguin'\?$"):  # not its synonyms too
+        imagenet_labels().index("penguin")
+
+
+def test_an_unknown_name_without_suggestions_says_what_to_pass():
+    with pytest.raises(LabelError, match=r"'nsfw'; its classes are 0 'safe for work', 1 'not safe for work'$"):
+        Labels(["safe for work", "not safe for work"]).index("nsfw")
+    with pytest.raises(LabelError, match=r"pass a class number 0 to 999, or a name: every name is in .*synset_words"):
+        imagenet_labels().index("zzzz")
+
+
 def test_ambiguous_name_lists_the_candidates():
     with pytest.raises(LabelError, match=r"134 \(crane\).*517 \(crane\)"):
         imagenet_labels().index("crane")

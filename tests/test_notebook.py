@@ -77,7 +77,8 @@ def test_robustness_notebook_evaluates_open_nsfw_on_scikit_image_photos(tmp_path
     import pandas as pd
 
     code, text = run_notebook(ROBUSTNESS_NOTEBOOK, tmp_path / "executed.ipynb", cwd=tmp_path,
-                              parameters={"photos": ["chelsea", "coffee"], "model_file": str(open_nsfw_model_file),
+                              # as `papermill -p photos "chelsea, coffee"` passes it: a string
+                              parameters={"photos": "chelsea, coffee", "model_file": str(open_nsfw_model_file),
                                           "epsilons": "1,2", "max_steps": 2, "out": "results.csv"})
     assert "epsilon  fooled" in text and "minimal epsilon (grey levels): quartiles" in text
     assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no curve drawn"
@@ -89,6 +90,16 @@ def test_robustness_notebook_evaluates_open_nsfw_on_scikit_image_photos(tmp_path
         fooled = table[f"fooled_eps{e}"].astype(bool)
         assert (fooled == (table[f"pipeline_eps{e}"].astype(bool) & (table[f"suite_eps{e}"] >= 0.95))).all()
         assert (table[f"steps_eps{e}"] <= 2).all()
+
+
+def test_robustness_notebook_names_photos_it_does_not_know(tmp_path, open_nsfw_model_file):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match=r"not scikit-image photos: \['rockets'\]"):
+        papermill.execute_notebook(str(ROBUSTNESS_NOTEBOOK), str(tmp_path / "executed.ipynb"), cwd=str(tmp_path),
+                                   kernel_name="python3", progress_bar=False,
+                                   parameters={"photos": '["coffee", "rockets"]', "model_file": str(open_nsfw_model_file)})
+    assert not (tmp_path / "robustness-photos").exists()  # nothing written before the names are checked
 
 
 def test_figures_command_writes_the_seven_pngs(tmp_path, cat_image_source):
@@ -106,7 +117,9 @@ def test_figures_command_writes_the_seven_pngs(tmp_path, cat_image_source):
             width, height = img.size
             assert 200 <= width <= 1000 and 200 <= height <= 600, (i, img.size)
             assert len(set(img.convert("L").getdata())) > 20  # a picture, not a blank canvas
-    assert "## After trick(king penguin, n_steps=30)\nlabel: " in (out / "predictions.txt").read_text()
+    predictions = (out / "predictions.txt").read_text()
+    assert "## After trick(king penguin, n_steps=30)\nlabel: " in predictions
+    assert predictions.startswith("WARNING: These are GENERATED weights")  # the file says so too
     assert not list(out.glob(".*.part")), "a temporary file was left behind"
 
 
@@ -115,7 +128,7 @@ def test_figures_command_without_weights_says_how_to_get_them(tmp_path):
     result = subprocess.run([sys.executable, "-m", "breaking_nn.figures", "--out", str(tmp_path / "f"),
                              "--weights", str(tmp_path / "none.caffemodel")],
                             capture_output=True, text=True, cwd=REPO, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error: weights file" in result.stderr and "make weights" in result.stderr
     assert "WEIGHTS=generated" in result.stderr
     assert "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ from skimage.transform import resize
 
 import breaking_nn as bnn
 from breaking_nn import paths
-from breaking_nn.metrics import perturbation_metrics, top_k
+from breaking_nn.metrics import grey_levels, perturbation_metrics, top_k
 from breaking_nn.model_file import read_model_file
 from breaking_nn.photo_attack import attack_photo, output_format
 from breaking_nn.pipelines import with_resizer
@@ -157,6 +157,12 @@ def test_open_nsfw_photos_become_unsafe_within_4_grey_levels_after_the_png_round
             assert img.size == (photo.shape[1], photo.shape[0])
 
 
+def test_grey_levels_are_counted_in_words():
+    assert grey_levels(1) == "1 grey level" and grey_levels(4) == "4 grey levels" and grey_levels(0) == "0 grey levels"
+    metrics = perturbation_metrics(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.uint8))
+    assert str(metrics).startswith("L-inf 1 grey level, L2")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quality", [90, 5])
 def test_jpeg_is_reported_honestly(open_nsfw, tmp_path, quality):
@@ -169,7 +175,7 @@ def test_jpeg_is_reported_honestly(open_nsfw, tmp_path, quality):
     assert check.max_abs_diff == pytest.approx(np.abs(reloaded - result.probabilities_after).max())
     file_pixels = np.asarray(Image.open(tmp_path / "chelsea.jpg").convert("RGB"))
     assert check.metrics == perturbation_metrics(result.original, file_pixels)  # compression error included
-    assert f"L-inf {check.metrics.linf} grey levels (attack budget 4)" in check.message
+    assert f"L-inf {grey_levels(check.metrics.linf)} (attack budget 4)" in check.message
     holds = bool(reloaded.argmax() == 1 and reloaded[1] >= 0.9)
     assert check.goal_holds == holds == check.ok
     assert check.message.startswith("verified" if holds else "NOT verified")

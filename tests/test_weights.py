@@ -64,6 +64,19 @@ def test_refused_connection(refused_url, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_connection_failures_are_said_in_words_without_urllib3s_reprs(refused_url, tmp_path):
+    with pytest.raises(WeightsError) as refused:
+        w.download_weights(tmp_path / "m", spec=spec_for(refused_url), progress=False, timeout=5)
+    unresolvable = "http://bvlc-weights.invalid/bvlc_googlenet.caffemodel"  # .invalid never resolves (RFC 6761)
+    with pytest.raises(WeightsError) as unresolved:
+        w.download_weights(tmp_path / "m", spec=spec_for(unresolvable), progress=False, timeout=5)
+    assert "it refused the connection (ConnectionError)" in str(refused.value)
+    assert "no connection to bvlc-weights.invalid: its name does not resolve" in str(unresolved.value)
+    for message in (str(refused.value), str(unresolved.value)):
+        assert "Max retries" not in message and "HTTPConnectionPool" not in message and "0x" not in message
+    assert leftovers(tmp_path) == []
+
+
 def test_truncated_body(tmp_path):
     """A server that promises the whole file, sends half, and hangs up."""
     listener = socket.create_server(("127.0.0.1", 0))
