@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``breaking-nn`` and its two sub-commands."""
     parser = _Parser(prog="breaking-nn", description="Fool a network with your own photo, or ask what it sees.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog=ATTACK_EXAMPLES + "\n" + PREDICT_EXAMPLES + "\n" + EVALUATE_EXAMPLES)
+                     epilog="examples:\n" + "".join(text.split("\n", 1)[1]  # one heading for all three lists
+                                                     for text in (ATTACK_EXAMPLES, PREDICT_EXAMPLES, EVALUATE_EXAMPLES)))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def model_options(p: argparse.ArgumentParser) -> None:

@@ -104,7 +104,10 @@ def test_untargeted_through_the_command_line(tiny_model_file, photo, tmp_path):
 def test_help_has_examples():
     for args in (["--help"], ["attack", "--help"]):
         result = run(*args)
-        assert result.returncode == 0 and "examples:" in result.stdout and "--target" in result.stdout
+        assert result.returncode == 0 and result.stdout.count("examples:") == 1 and "--target" in result.stdout
+    top = run("--help").stdout
+    assert all(f"  breaking-nn {command} " in top for command in ("attack", "predict", "evaluate"))
+    assert "95 % of the suite" in run("attack", "--help").stdout  # not argparse's "%%"
 
 
 def bad_model_file(folder: Path) -> Path:
