@@ -20,10 +20,15 @@ def request_problem(url: str, exc: requests.RequestException) -> str:
         return f"{host} did not answer in time ({kind})"
     if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
         cause = root_cause(exc)
+        if isinstance(exc, requests.exceptions.ProxyError):  # the proxy failed, not the host
+            proxy = requests.utils.get_environ_proxies(url).get(urlparse(url).scheme, "the configured proxy")
+            host, it = f"{host} through the proxy {proxy}", "the proxy"
+        else:
+            it = "its name" if isinstance(cause, socket.gaierror) else "it"
         if isinstance(cause, socket.gaierror):
-            return f"no connection to {host}: its name does not resolve (no network, or no DNS) ({kind})"
+            return f"no connection to {host}: {it} does not resolve (no network, or no DNS) ({kind})"
         if isinstance(cause, ConnectionRefusedError):
-            return f"no connection to {host}: it refused the connection ({kind})"
+            return f"no connection to {host}: {it} refused the connection ({kind})"
         return f"no connection to {host} ({kind}: {cause})"
     return f"the download broke off and is incomplete ({kind}: {root_cause(exc)})"
 
