@@ -246,7 +246,8 @@ class PhotoAttackResult:
         status = ("reached" if self.reached else "stopped before it was reached" if self.stopped
                   else "NOT reached (budget ran out)")
         what = "p(target)" if self.target is not None else "lead"
-        return (f"goal {self.goal_text()} {status} after {self.n_updates} steps: {what} {self.progress():.4f}, "
+        steps = f"{self.n_updates} step" + ("" if self.n_updates == 1 else "s")
+        return (f"goal {self.goal_text()} {status} after {steps}: {what} {self.progress():.4f}, "
                 f"top class {top} ({labels.name(top)}) at {self.probabilities_after[top]:.4f}; "
                 f"{self.suite.summary()}; {self.metrics}")
 

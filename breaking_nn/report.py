@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Union
 
@@ -58,7 +59,8 @@ def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
         ax.set_title(title)
         ax.axis("off")
     colour = {result.original_class: "tab:green", **({result.target: "tab:red"} if result.target is not None else {})}
-    for i, (top, title) in enumerate([(result.top5_before(), "Top 5 before"), (result.top5_after(), "Top 5 after")]):
+    tops = [(result.top5_before(), "before"), (result.top5_after(), "after")]
+    for i, (top, title) in enumerate([(top, f"Top {len(top)} {when}") for top, when in tops]):
         ax = fig.add_subplot(grid[1, 2 * i:2 * i + 2])
         names = [f"{n} {name[:28]}" for n, name, _ in top][::-1]
         values = [p for _, _, p in top][::-1]
@@ -70,8 +72,10 @@ def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
         ax.set_title(title)
     draw_suite(fig.add_subplot(grid[1, 4:6]), result)
     status = "reached" if result.reached else "not reached"
-    fig.suptitle(f"{result.model.name}, {result.mode_text()}: {result.goal_text()} {status} in {result.n_updates} "
-                 f"steps, {result.suite.summary()} - {result.metrics}", fontsize=10)
+    steps = f"{result.n_updates} step" + ("" if result.n_updates == 1 else "s")
+    title = (f"{result.model.name}, {result.mode_text()}: {result.goal_text()} {status} in {steps}, "
+             f"{result.suite.summary()} - {result.metrics}")
+    fig.suptitle(textwrap.fill(title, width=int(figsize[0] * 13)), fontsize=10)  # about 13 characters an inch
     return fig
 
 

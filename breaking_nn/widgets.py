@@ -31,6 +31,7 @@ import base64
 import html
 import io
 import re
+import shutil
 import tempfile
 import threading
 import traceback
@@ -43,7 +44,7 @@ import numpy as np
 from PIL import Image
 
 from . import paths
-from .errors import BreakingNNError, LabelError
+from .errors import BreakingNNError, LabelError, WeightsError
 from .images import Photo, read_photo
 from .labels import Labels
 from .generated import WARNING as GENERATED_WARNING
@@ -145,6 +146,7 @@ class AttackApp:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._photo: tuple[Union[Photo, str, None], str] = (None, "")
+        self._labels: Optional[Labels] = None  # the chosen model's classes (None: its file has an error)
         self.result: Optional[PhotoAttackResult] = None
         self.downloads: dict[str, bytes] = {}
         self._build(model, weights)
@@ -206,6 +208,9 @@ class AttackApp:
         self.weights.observe(lambda _: self._show_weights_note(), names="value")
         self.just_fooled.observe(lambda change: setattr(self.until, "disabled", change["new"]), names="value")
         self.max_steps.observe(lambda change: setattr(self.progress, "max", change["new"]), names="value")
+        # What a run reads: locked while it runs, so what is shown is what ran.
+        self._inputs = [self.example, self.upload, self.url, self.model, self.weights, self.device, self.target,
+                        self.epsilon, self.max_steps, self.until, self.just_fooled, self.mode]
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
         self._load_labels()
@@ -243,32 +248,43 @@ class AttackApp:
     def _on_example(self, change) -> None:
         if change["new"] in self._examples:
             photo = read_photo(self._examples[change["new"]]())
-            self._set_photo(photo, change["new"], _png(photo.pixels))
+            self._set_photo(photo, change["new"], _png(photo.pixels), source="example")
 
     def _on_upload(self, change) -> None:
         if not change["new"]:
             return
         item = change["new"][0]
         name = Path(str(item["name"])).name or "upload"
+        folder = Path(tempfile.mkdtemp(prefix="breaking-nn-upload-"))
         try:  # read here once, as a file (its orientation and colour profile kept): a bad file is reported now
-            with tempfile.TemporaryDirectory(prefix="breaking-nn-upload-") as folder:
-                (Path(folder) / name).write_bytes(bytes(item["content"]))
-                photo = read_photo(Path(folder) / name)
-        except BreakingNNError as exc:
-            self._show_error(exc)
+            (folder / name).write_bytes(bytes(item["content"]))
+            photo = read_photo(folder / name)
+        except BreakingNNError as exc:  # named as the user named it, not by the temporary path
+            still = f"the photo in use is still {self._photo[1]}" if self._photo[0] is not None else "no photo yet"
+            self._show_error(BreakingNNError(f"{str(exc).replace(str(folder / name), name)} ({still})"))
             return
         except Exception as exc:  # noqa: BLE001 - one line in the app, never a traceback in the log only
             self._show_error(exc, unexpected=True)
             return
-        self._set_photo(photo, name, _png(photo.pixels))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._set_photo(photo, name, _png(photo.pixels), source="upload")
 
     def _on_url(self, change) -> None:
         if change["new"].strip():
-            self._set_photo(change["new"].strip(), change["new"].strip(), None)
+            self._set_photo(change["new"].strip(), change["new"].strip(), None, source="url")
 
-    def _set_photo(self, photo: Union[Photo, str], name: str, preview: Optional[bytes]) -> None:
+    def _set_photo(self, photo: Union[Photo, str], name: str, preview: Optional[bytes], *, source: str) -> None:
+        """Use ``photo`` (from ``source``: "example", "upload" or "url"); the other two sources are
+        cleared, so that what they show is never mistaken for the photo in use, and any can be chosen again."""
         self._photo = (photo, name)
         self.error.value = ""
+        if source != "example":
+            self.example.value = "(none)"
+        if source != "upload" and self.upload.value:
+            self.upload.value = ()
+        if source != "url":
+            self.url.value = ""
         size = f" ({photo.pixels.shape[1]}x{photo.pixels.shape[0]})" if isinstance(photo, Photo) else " (fetched at Run)"
         self.photo_line.value = f"Photo: <b>{html.escape(str(name))}</b>{size}"
         if preview is not None:
@@ -288,10 +304,17 @@ class AttackApp:
         try:
             labels: Labels = read_model_file(self._model_files[self.model.value]).labels
         except BreakingNNError as exc:
-            self.target.options = [UNTARGETED]
+            self._labels, self.target.options = None, [UNTARGETED]
             self._show_error(exc)
             return
+        self._labels = labels
         self.target.options = [UNTARGETED, *labels.names]
+        text = self.target.value.strip()
+        if text and text.lower() != UNTARGETED:  # a class of the model chosen before: not this one's
+            try:
+                labels.index(_target(text))
+            except LabelError:
+                self.target.value = ""
 
     # -- running -----------------------------------------------------------------------
     def settings(self) -> Settings:
@@ -302,6 +325,8 @@ class AttackApp:
         text = self.target.value.strip()
         if not text:
             raise LabelError("no target: type a class name (e.g. king penguin), a class number, or untargeted")
+        if text.lower() != UNTARGETED and self._labels is not None:
+            self._labels.index(_target(text))  # a typo is named now, before any model is loaded
         model_file = self._model_files[self.model.value]
         robust = self.mode.value == "robust"
         until = None if self.just_fooled.value else float(self.until.value)
@@ -325,6 +350,8 @@ class AttackApp:
             return
         self._stop.clear()
         self.run_button.disabled, self.stop_button.disabled = True, False
+        for control in self._inputs:
+            control.disabled = True
         self._thread = threading.Thread(target=self._work, args=(settings,), name="breaking-nn-app", daemon=True)
         self._thread.start()
 
@@ -362,12 +389,19 @@ class AttackApp:
             trace.draw(force=True)
             self.status.value = "Saving and verifying the file..."
             self._show_result(result, settings)
+        except WeightsError as exc:  # the how-to for a terminal is long: the app's own way first, then details
+            self._show_error(exc, short=f"no trained weights for {self.model.value}: they are not on this machine and "
+                             "could not be downloaded. Choose Weights: generated to try the app (meaningless "
+                             "predictions), or get them (details)")
         except BreakingNNError as exc:
             self._show_error(exc)
         except Exception as exc:  # noqa: BLE001 - the kernel must live: one line, the rest in the log
             traceback.print_exc()
             self._show_error(exc, unexpected=True)
         finally:
+            for control in self._inputs:
+                control.disabled = False
+            self.until.disabled = self.just_fooled.value
             self.run_button.disabled, self.stop_button.disabled = False, True
 
     def _model(self, settings: Settings) -> Classifier:
@@ -388,14 +422,18 @@ class AttackApp:
         self.progress.value = 0
         self.result, self.downloads = None, {}
 
-    def _show_error(self, exc: BaseException, *, unexpected: bool = False) -> None:
-        """One line, in red: the error's message (and its kind, when it is not one of ours)."""
+    def _show_error(self, exc: BaseException, *, unexpected: bool = False, short: Optional[str] = None) -> None:
+        """One line, in red: the error's message (and its kind, when it is not one of ours); with
+        ``short``, that line instead, and the whole message folded under it."""
         text = " ".join(str(exc).split())
         if unexpected:
             text = f"unexpected {type(exc).__name__}: {text} (a bug: please report it)"
         self.status.value = ""
+        line = html.escape(short if short else text)
+        details = (f"<details><summary>details</summary><small>{html.escape(text)}</small></details>"
+                   if short else "")
         self.error.value = (f"<div class='bnn-error-line' style='color:#b00020;margin:0.3em 0'>"
-                            f"&#x26A0; {html.escape(text)}</div>")
+                            f"&#x26A0; {line}</div>{details}")
 
     def _show_result(self, result: PhotoAttackResult, settings: Settings) -> None:
         """Save (verified by reloading) and show: pictures, top 5, metrics, suite, downloads."""
@@ -425,8 +463,8 @@ class AttackApp:
         ]
         marks = {result.original_class: "#2e7d32", **({result.target: "#c62828"} if result.target is not None else {})}
         self.tables.children = [
-            widgets.HTML(_top5_html(result.top5_before(), "Top 5 before", marks), layout=widgets.Layout(margin="0 2em 0 0")),
-            widgets.HTML(_top5_html(result.top5_after(), "Top 5 after", marks)),
+            widgets.HTML(_top5_html(top, f"Top {len(top)} {when}", marks), layout=widgets.Layout(margin="0 2em 0 0"))
+            for top, when in ((result.top5_before(), "before"), (result.top5_after(), "after"))
         ]
         verdict = "FOOLED" if result.fooled and check.ok else "NOT FOOLED"
         lines = [f"{verdict}: {result.summary()}", f"mode: {result.mode_text()}"]

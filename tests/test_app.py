@@ -74,9 +74,13 @@ def test_stop_ends_the_run_between_steps(googlenet, tmp_path):
     while app.progress.value < 2 and app.running and time.monotonic() < deadline:
         time.sleep(0.1)
     assert app.running and not app.stop_button.disabled
+    inputs = [app.example, app.upload, app.url, app.model, app.weights, app.target, app.epsilon, app.max_steps,
+              app.until, app.just_fooled, app.mode]
+    assert all(control.disabled for control in inputs)  # what is shown is what runs
     app.stop_button.click()
     app.wait(120)
     assert not app.running and not app.error.value, app.error.value
+    assert not any(control.disabled for control in inputs)
     assert app.result.stopped and app.result.n_updates < 1000
     assert "stopped by you" in app.summary.value and app.downloads  # what it reached is still saved and offered
 
@@ -94,6 +98,56 @@ def test_errors_are_one_line_and_nothing_runs(tiny_model_file, tiny_photo):
     bad = {**app.upload.value[0], "content": memoryview(b"not an image at all"), "name": "notes.txt"}
     app.upload.value = (bad,)
     assert "is not an image Pillow can read" in app.error.value and "p.png" in app.photo_line.value
+    text = html.unescape(app.error.value)
+    assert "notes.txt is not an image" in text and "breaking-nn-upload-" not in text  # its name, not a temporary path
+    assert "(the photo in use is still p.png)" in text
+
+
+def test_the_three_photo_sources_show_only_the_one_in_use(tiny_model_file, tiny_photo):
+    app = bnn.app(models=[tiny_model_file], model=tiny_model_file).app
+    coffee = "a cup of coffee (scikit-image)"
+    app.example.value = coffee
+    upload(app, tiny_photo[0], "mine.png")
+    assert "mine.png" in app.photo_line.value and app.example.value == "(none)"
+    app.example.value = coffee  # chosen again: used again
+    assert coffee in html.unescape(app.photo_line.value) and not app.upload.value and app.url.value == ""
+    app.url.value = "https://example.com/cat.jpg"
+    assert "https://example.com/cat.jpg" in app.photo_line.value and app.example.value == "(none)"
+    app.example.value = coffee
+    assert app.url.value == "" and coffee in html.unescape(app.photo_line.value)
+
+
+def test_a_target_is_checked_before_the_model_loads_and_cleared_when_the_model_changes(tiny_model_file):
+    app = bnn.app(models=[tiny_model_file], model=bnn.widgets.GOOGLENET).app  # trained weights: maybe absent
+    app.example.value = "a cup of coffee (scikit-image)"
+    app.target.value = "king pengiun"
+    app.run_button.click()
+    assert not app.running and "did you mean 'king penguin'" in html.unescape(app.error.value)  # no weights needed
+    app.target.value = "king penguin"
+    app.model.value = next(name for name in app.model.options if name.startswith("tiny"))
+    assert app.target.value == ""  # not a class of the tiny model
+    app.target.value = "2"
+    app.model.value = bnn.widgets.GOOGLENET
+    assert app.target.value == "2"  # a class of both stays
+
+
+def test_missing_trained_weights_are_one_short_line_naming_the_apps_way(tmp_path, tiny_model_file, refused_url):
+    import shutil
+
+    for name in ("deploy.prototxt", "labels.txt"):
+        shutil.copy(tiny_model_file.parent / name, tmp_path)
+    (tmp_path / "model.toml").write_text(tiny_model_file.read_text().replace(
+        'weights = "tiny.caffemodel"',
+        f'weights = "tiny.caffemodel"\nurl = "{refused_url}"\nsha1 = "{"0" * 40}"\nsize = 1000'))
+    app = bnn.app(models=[tmp_path / "model.toml"], model=tmp_path / "model.toml").app
+    assert not app.error.value, app.error.value
+    app.example.value = "a cup of coffee (scikit-image)"
+    app.target.value = "pattern A"
+    app.run_button.click()
+    app.wait(60)
+    line, details = html.unescape(app.error.value).split("<details>")
+    assert f"no trained weights for {app.model.value}" in line and "Choose Weights: generated" in line
+    assert refused_url in details and "refused the connection" in details
 
 
 def test_a_missing_weights_file_shows_the_how_to_in_the_app(tmp_path, tiny_model_file):

@@ -243,3 +243,22 @@ def test_report_figure_is_written_atomically_as_a_png(tiny_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.png"]
     with pytest.raises(bnn.BreakingNNError, match=r"\.png"):
         save_report(result, tmp_path / "report.jpg")
+
+
+@pytest.mark.slow
+def test_report_title_fits_the_figure_and_counts_the_classes_shown(tiny_model):
+    from breaking_nn.report import draw_report
+
+    photo, label = photo_of_class()
+    result = attack_photo(tiny_model, photo, (label + 1) % 3, epsilon=8)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = draw_report(result)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig._suptitle
+    box = title.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and "\n" in title.get_text()  # wrapped, not cut off
+    assert " ".join(title.get_text().split()).endswith(str(result.metrics))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "Top 3 before" in titles and "Top 3 after" in titles  # the tiny model has 3 classes
