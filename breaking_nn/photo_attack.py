@@ -243,9 +243,9 @@ class PhotoAttackResult:
         """One line: reached or not, steps, the goal's value, the top class, the suite and the perturbation."""
         labels = self.model.labels
         top = int(np.argmax(self.probabilities_after))
-        status = ("reached" if self.reached else "stopped before it was reached" if self.stopped
+        status = ("reached" if self.reached else "NOT reached (stopped by you)" if self.stopped
                   else "NOT reached (budget ran out)")
-        what = "p(target)" if self.target is not None else "lead"
+        what = "p(target)" if self.target is not None else "the best other class's lead"
         steps = f"{self.n_updates} step" + ("" if self.n_updates == 1 else "s")
         return (f"goal {self.goal_text()} {status} after {steps}: {what} {self.progress():.4f}, "
                 f"top class {top} ({labels.name(top)}) at {self.probabilities_after[top]:.4f}; "

@@ -468,6 +468,8 @@ class AttackApp:
         ]
         verdict = "FOOLED" if result.fooled and check.ok else "NOT FOOLED"
         lines = [f"{verdict}: {result.summary()}", f"mode: {result.mode_text()}"]
+        if settings.weights == GENERATED:  # said beside the choice too; a result read alone must say it
+            lines.insert(0, f"⚠ {GENERATED_WARNING}")
         if result.stopped:
             lines.append("stopped by you: the file holds the photo as it was at that step")
         lines.append(message)
@@ -477,7 +479,8 @@ class AttackApp:
             _download_link(self.downloads[names[0]], names[0], f"the {'verified ' if check.ok else ''}photo ({names[0]})",
                            "bnn-download-photo")
             + _download_link(self.downloads[names[1]], names[1], "the report (PNG)", "bnn-download-report"))
-        self.status.value = "Done."
+        steps = f"{result.n_updates} step" + ("" if result.n_updates == 1 else "s")
+        self.status.value = f"Done after {steps} (of at most {settings.max_steps})."
 
 
 class _Trace:
@@ -495,6 +498,8 @@ class _Trace:
             self.original = int(np.argmax(probs))
         self.history.append(np.asarray(probs, np.float64))
         self.app.progress.value = min(n_updates, self.app.progress.max)
+        if not self.app._stop.is_set():  # else "Stopping after this step..." stays
+            self.app.status.value = f"Attacking... step {n_updates} of at most {self.app.progress.max}"
         self.draw()
         return self.app._stop.is_set()
 

@@ -83,6 +83,10 @@ def test_stop_ends_the_run_between_steps(googlenet, tmp_path):
     assert not any(control.disabled for control in inputs)
     assert app.result.stopped and app.result.n_updates < 1000
     assert "stopped by you" in app.summary.value and app.downloads  # what it reached is still saved and offered
+    assert "NOT reached (stopped by you)" in app.summary.value
+    assert app.summary.value.startswith("⚠ These are GENERATED weights")  # the result says it too
+    steps = app.result.n_updates
+    assert app.status.value == f"Done after {steps} step{'s' if steps != 1 else ''} (of at most 1000)."
 
 
 def test_errors_are_one_line_and_nothing_runs(tiny_model_file, tiny_photo):
