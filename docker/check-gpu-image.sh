@@ -19,21 +19,13 @@ image=localhost/breaking-nn:gpu
 # shellcheck source-path=SCRIPTDIR source=image-tests.sh
 . docker/image-tests.sh
 image_check_start check-gpu-image docker-test-gpu
-base=$(docker/base-image.sh) || die "could not make the base image"
 
 # --- Build: the Dockerfile's defaults, only the base and CUDA_ARCH given -------------
-host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-podman_build --isolation=chroot --network=host --format docker \
-  --secret id=ca-bundle,src="$host_ca" \
-  --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg CUDA_ARCH="$arch" \
-  -t "$image" . || die "podman build failed"
+build_image "$image" --build-arg CUDA_ARCH="$arch"
 lap "built $image (CUDA, sm_$arch)"
 
 # --- Checks inside the image ------------------------------------------------------------
-ctr=$(buildah from "$image")
-trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
-image_run_args "$root" || die "could not prepare the tests' files"
-inside() { buildah_run "${run_args[@]}" "$ctr" -- "$@"; }
+enter_image "$image"
 
 info=$(inside python -c "import caffe, json; from breaking_nn.caffe_runtime import build_info; print(json.dumps(build_info()))") \
   || die "caffe does not import in the image"

@@ -23,25 +23,12 @@ image_check_start check-image docker-test
 .venv/bin/hadolint Dockerfile || die "hadolint found problems in the Dockerfile"
 lap "hadolint: Dockerfile clean"
 
-# --- Debian 12 base image (root filesystem cached between runs) ----------------------
-base=$(docker/base-image.sh) || die "could not make the base image"
-lap "base image $base ready"
-
-# --- Build the CPU variant from the real Dockerfile -------------------------------
-# This machine's CA bundle goes in as the build secret "ca-bundle": where HTTPS is
-# intercepted by a proxy, pip inside the build trusts what the host trusts.
-host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-podman_build --isolation=chroot --network=host --format docker \
-  --secret id=ca-bundle,src="$host_ca" \
-  --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg CAFFE_DEVICE=cpu \
-  -t "$image" . || die "podman build failed"
+# --- Build the CPU variant from the real Dockerfile, on the Debian 12 base --------
+build_image "$image" --build-arg CAFFE_DEVICE=cpu
 lap "built $image"
 
 # --- Checks inside the image ------------------------------------------------------------
-ctr=$(buildah from "$image")
-trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
-image_run_args "$root" || die "could not prepare the tests' files"
-inside() { buildah_run "${run_args[@]}" "$ctr" -- "$@"; }
+enter_image "$image"
 
 inside python -c "import caffe, breaking_nn, json; print('caffe', caffe.__version__, json.dumps(breaking_nn.caffe_runtime.build_info()))" \
   || die "caffe or breaking_nn does not import in the image"

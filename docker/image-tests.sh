@@ -14,6 +14,11 @@
 #   image_check_start NAME TARGET   say/die/lap print as NAME (lap: seconds since the start);
 #     dies unless root (the hint names `sudo make TARGET`); installs podman, buildah and
 #     debootstrap when missing (docker/podman-tools.sh)
+#   build_image IMAGE [BUILD OPTIONS]   podman build of the Dockerfile as IMAGE, on the Debian 12
+#     base (docker/base-image.sh, both stages), with this machine's CA bundle as the build secret
+#     "ca-bundle" (where HTTPS is intercepted by a proxy, pip inside trusts what the host trusts)
+#   enter_image IMAGE   a buildah working container of IMAGE in $ctr (removed on exit), and
+#     run_args ready; then `inside COMMAND...` runs in it
 # shellcheck source-path=SCRIPTDIR source=memfd-retry.sh
 . "$(dirname "${BASH_SOURCE[0]}")/memfd-retry.sh"
 image_run_args() {
@@ -51,3 +56,21 @@ image_check_start() {
 say() { echo "$check_name: $*"; }
 die() { echo "$check_name: FAILED: $*" >&2; exit 1; }
 lap() { say "$1 ($(( $(date +%s) - t0 ))s so far)"; }
+
+build_image() {
+  local image=$1 base host_ca
+  shift
+  base=$(docker/base-image.sh) || die "could not make the base image"
+  lap "base image $base ready"
+  host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+  podman_build --isolation=chroot --network=host --format docker --secret id=ca-bundle,src="$host_ca" \
+    --build-arg BASE_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" "$@" -t "$image" . \
+    || die "podman build failed"
+}
+
+enter_image() {
+  ctr=$(buildah from "$1")
+  trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+  image_run_args "$root" || die "could not prepare the tests' files"
+}
+inside() { buildah_run "${run_args[@]}" "$ctr" -- "$@"; }

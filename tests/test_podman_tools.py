@@ -78,7 +78,8 @@ def test_each_image_check_installs_its_tools_before_using_podman(check):
     assert any("docker/podman-tools.sh" in line for line in starter[start:starter.index("}", start)])
     code = code_lines((REPO / "docker" / check).read_text())
     first_tools = next(i for i, line in enumerate(code) if line.startswith("image_check_start "))
-    tools = ("podman ", "buildah ", "podman_build ", "buildah_run ")  # the last two: docker/memfd-retry.sh
+    # podman_build, buildah_run: docker/memfd-retry.sh; build_image, enter_image: docker/image-tests.sh
+    tools = ("podman ", "buildah ", "podman_build ", "buildah_run ", "build_image ", "enter_image ")
     first_podman = next(i for i, line in enumerate(code) if
                         line.startswith(tools) or any(f" {tool}" in line or f"({tool}" in line for tool in tools))
     assert first_tools < first_podman
