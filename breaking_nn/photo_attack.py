@@ -213,6 +213,15 @@ class PhotoAttackResult:
         """The five most probable classes of the adversarial photo."""
         return top_k(self.probabilities_after, self.model.labels, 5)
 
+    def top_tables(self) -> list[tuple[str, list[tuple[int, str, float]]]]:
+        """``[("Top N before", rows), ("Top N after", rows)]``, N the rows shown (5, or fewer classes)."""
+        return [(f"Top {len(rows)} {when}", rows) for when, rows in (("before", self.top5_before()),
+                                                                       ("after", self.top5_after()))]
+
+    def steps_text(self) -> str:
+        """The sign steps taken, in words: ``1 step``, ``3 steps``."""
+        return f"{self.n_updates} step" + ("" if self.n_updates == 1 else "s")
+
     def goal_holds(self, probs: np.ndarray) -> bool:
         """Whether ``probs`` (K,) meets this attack's goal (see :func:`attack_photo`)."""
         return goal_holds(probs, target=self.target, original_class=self.original_class, until=self.until)
@@ -246,8 +255,7 @@ class PhotoAttackResult:
         status = ("reached" if self.reached else "NOT reached (stopped by you)" if self.stopped
                   else "NOT reached (budget ran out)")
         what = "p(target)" if self.target is not None else "the best other class's lead"
-        steps = f"{self.n_updates} step" + ("" if self.n_updates == 1 else "s")
-        return (f"goal {self.goal_text()} {status} after {steps}: {what} {self.progress():.4f}, "
+        return (f"goal {self.goal_text()} {status} after {self.steps_text()}: {what} {self.progress():.4f}, "
                 f"top class {top} ({labels.name(top)}) at {self.probabilities_after[top]:.4f}; "
                 f"{self.suite.summary()}; {self.metrics}")
 

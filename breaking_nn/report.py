@@ -59,8 +59,7 @@ def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
         ax.set_title(title)
         ax.axis("off")
     colour = {result.original_class: "tab:green", **({result.target: "tab:red"} if result.target is not None else {})}
-    tops = [(result.top5_before(), "before"), (result.top5_after(), "after")]
-    for i, (top, title) in enumerate([(top, f"Top {len(top)} {when}") for top, when in tops]):
+    for i, (title, top) in enumerate(result.top_tables()):
         ax = fig.add_subplot(grid[1, 2 * i:2 * i + 2])
         names = [f"{n} {name[:28]}" for n, name, _ in top][::-1]
         values = [p for _, _, p in top][::-1]
@@ -72,8 +71,7 @@ def draw_report(result: PhotoAttackResult, *, figsize=(15, 7)) -> Figure:
         ax.set_title(title)
     draw_suite(fig.add_subplot(grid[1, 4:6]), result)
     status = "reached" if result.reached else "not reached"
-    steps = f"{result.n_updates} step" + ("" if result.n_updates == 1 else "s")
-    title = (f"{result.model.name}, {result.mode_text()}: {result.goal_text()} {status} in {steps}, "
+    title = (f"{result.model.name}, {result.mode_text()}: {result.goal_text()} {status} in {result.steps_text()}, "
              f"{result.suite.summary()} - {result.metrics}")
     fig.suptitle(textwrap.fill(title, width=int(figsize[0] * 13)), fontsize=10)  # about 13 characters an inch
     return fig

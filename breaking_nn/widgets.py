@@ -463,8 +463,8 @@ class AttackApp:
         ]
         marks = {result.original_class: "#2e7d32", **({result.target: "#c62828"} if result.target is not None else {})}
         self.tables.children = [
-            widgets.HTML(_top5_html(top, f"Top {len(top)} {when}", marks), layout=widgets.Layout(margin="0 2em 0 0"))
-            for top, when in ((result.top5_before(), "before"), (result.top5_after(), "after"))
+            widgets.HTML(_top5_html(top, title, marks), layout=widgets.Layout(margin="0 2em 0 0"))
+            for title, top in result.top_tables()
         ]
         verdict = "FOOLED" if result.fooled and check.ok else "NOT FOOLED"
         lines = [f"{verdict}: {result.summary()}", f"mode: {result.mode_text()}"]
@@ -479,8 +479,7 @@ class AttackApp:
             _download_link(self.downloads[names[0]], names[0], f"the {'verified ' if check.ok else ''}photo ({names[0]})",
                            "bnn-download-photo")
             + _download_link(self.downloads[names[1]], names[1], "the report (PNG)", "bnn-download-report"))
-        steps = f"{result.n_updates} step" + ("" if result.n_updates == 1 else "s")
-        self.status.value = f"Done after {steps} (of at most {settings.max_steps})."
+        self.status.value = f"Done after {result.steps_text()} (of at most {settings.max_steps})."
 
 
 class _Trace:
