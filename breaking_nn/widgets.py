@@ -374,9 +374,8 @@ class AttackApp:
         try:
             self.status.value = "Loading the model..."
             model = self._model(settings)
+            # settings() checked the target against this model file's classes already
             target = None if settings.target_text.lower() == UNTARGETED else _target(settings.target_text)
-            if target is not None:
-                model.labels.index(target)  # an unknown name: one line, before any work
             self.status.value = "Reading the photo..."
             photo = settings.photo if isinstance(settings.photo, Photo) else read_photo(settings.photo)
             check_photo_size(photo.pixels)
