@@ -74,7 +74,7 @@ echo "$out" | grep -q '^ERROR: no CUDA driver or GPU found: no CUDA driver' && e
   || die "device='gpu' without a driver did not give the expected error: $out"
 say "device='gpu' here: $(echo "$out" | grep '^ERROR:' | cut -c8-)"
 
-image_smoke "$ctr" || die "the smoke tests (pytest -m image) failed inside the GPU image"
+image_smoke || die "the smoke tests (pytest -m image) failed inside the GPU image"
 lap "smoke tests (pytest -m image, CPU path: forward, backward, the attack, the notebooks, open_nsfw) pass inside the GPU image"
 
 docker/check-jupyter.sh "$ctr" || die "Jupyter's checks failed in the GPU image"

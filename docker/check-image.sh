@@ -40,7 +40,7 @@ inside bash -c '! command -v gcc && ! command -v g++ && ! command -v cc && ! com
 inside bash -c 'test ! -e /tmp/caffe-work && test ! -e /src' || die "the final image carries build trees"
 say "no compilers or build trees in the final image"
 
-image_smoke "$ctr" || die "the smoke tests (pytest -m image) failed inside the image"
+image_smoke || die "the smoke tests (pytest -m image) failed inside the image"
 lap "smoke tests (pytest -m image: the notebooks and open_nsfw included) pass inside the image"
 
 docker/check-jupyter.sh "$ctr" || die "Jupyter's checks failed"

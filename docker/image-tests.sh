@@ -8,8 +8,8 @@
 #       the index, and the tests copy and re-verify them (BREAKING_NN_OPEN_NSFW_FILES);
 #     CI, passed through: under CI=true a test that needs open_nsfw fails instead of
 #       skipping, inside the image as on the host.
-#   image_smoke CTR    runs `pytest -m image` (import, forward, backward, the attack on the
-#     tiny trained net, the notebooks, open_nsfw fooled once, the CLI) inside CTR.
+#   image_smoke        runs `pytest -m image` (import, forward, backward, the attack on the
+#     tiny trained net, the notebooks, open_nsfw fooled once, the CLI) inside $ctr (enter_image).
 # The whole suite runs once, on the host (make test).
 #   image_check_start NAME TARGET   say/die/lap print as NAME (lap: seconds since the start);
 #     dies unless root (the hint names `sudo make TARGET`); installs podman, buildah and
@@ -42,10 +42,7 @@ image_run_args() {
   fi
 }
 
-image_smoke() {
-  buildah_run "${run_args[@]}" "$1" -- \
-    python -m pytest -q -p no:cacheprovider -m image tests
-}
+image_smoke() { inside python -m pytest -q -p no:cacheprovider -m image tests; }
 
 image_check_start() {
   check_name=$1
