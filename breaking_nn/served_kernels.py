@@ -33,3 +33,15 @@ class LimitedKernelManager(AsyncMappingKernelManager):
             return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
         finally:
             self._starting -= 1
+
+
+def set_xsrf_cookie(request_handler, notebook=None, cwd=None) -> None:
+    """Voilà's prelaunch hook: give the page tornado's ``_xsrf`` cookie.
+
+    Voilà 0.5.13's page ends its kernel on ``beforeunload`` with a beacon to
+    ``/voila/api/shutdown/<id>`` carrying the ``_xsrf`` cookie's value; but its page
+    handler never sets that cookie, so the beacon is refused with HTTP 403 ("'_xsrf'
+    argument missing from POST") and the kernel lives on. Reading ``xsrf_token``
+    sets the cookie (before the page's first byte is sent), and the beacon works.
+    """
+    request_handler.xsrf_token  # noqa: B018 - the property sets the cookie

@@ -59,7 +59,14 @@ print(idle_s, max(1, min(60, idle_s // 5)), max(1, min(30, idle_s // 3)), attack
 PY
 )
 export BREAKING_NN_SERVED=1 APP_MAX_ATTACKS="$max_attacks"
-export APP_QUEUE_DIR=${APP_QUEUE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/breaking-nn-queue.XXXXXX")}
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/breaking-nn-app.XXXXXX")
+export APP_QUEUE_DIR=${APP_QUEUE_DIR:-$run_dir/queue}
+# Voilà's page ends its kernel with a beacon that needs the _xsrf cookie, which Voilà
+# never sets (its beacon is refused with 403); this prelaunch hook sets it.
+cat > "$run_dir/voila.py" <<'PY'
+from breaking_nn.served_kernels import set_xsrf_cookie
+c.VoilaConfiguration.prelaunch_hook = set_xsrf_cookie
+PY
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$blas_threads} OMP_NUM_THREADS=${OMP_NUM_THREADS:-$blas_threads}
 echo "The app: http://127.0.0.1:$port/?token=$token"
 echo "start-app: idle pages end after ${idle_s} s; ${max_attacks} attack(s) at once (${OPENBLAS_NUM_THREADS} BLAS thread(s) each); at most ${max_kernels} pages"
@@ -67,6 +74,7 @@ echo "start-app: idle pages end after ${idle_s} s; ${max_attacks} attack(s) at o
 # websocket pings close the sockets of pages that vanished (lid shut, network gone).
 exec voila "$notebook" --no-browser --Voila.ip="${JUPYTER_IP:-0.0.0.0}" --port="$port" --token="$token" \
   --Voila.tornado_settings="{'websocket_max_message_size': 209715200, 'websocket_ping_interval': $ping_s, 'websocket_ping_timeout': $((ping_s * 2))}" \
+  --Voila.config_file_paths="$run_dir" \
   --VoilaConfiguration.multi_kernel_manager_class=breaking_nn.served_kernels.LimitedKernelManager \
   --LimitedKernelManager.max_kernels="$max_kernels" \
   --MappingKernelManager.cull_idle_timeout="$idle_s" --MappingKernelManager.cull_interval="$cull_every_s" \
