@@ -27,7 +27,7 @@ class LimitedKernelManager(AsyncMappingKernelManager):
     async def start_kernel(self, *, kernel_id=None, path=None, **kwargs):
         if kernel_id is None and self.max_kernels and len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
             self.log.warning("the app is full: %d kernels (max_kernels); a page was refused", self.max_kernels)
-            raise web.HTTPError(503, FULL, reason="The app is full")
+            raise web.HTTPError(503, FULL, reason="The app is full, try again in a minute")
         self._starting += 1
         try:
             return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)

@@ -70,8 +70,9 @@ TRAINED, GENERATED_CHOICE = "trained", "generated (no download; meaningless)"
 #: websocket message limit); Jupyter's own default is 10 MiB.
 UPLOAD_LIMIT_MIB = 200
 THUMBNAIL = 320  # pixels: the longest side of the pictures shown
-#: while a run is in progress, the kernel sends a message this often (seconds), so that
-#: jupyter_server's idle culler, which sees only messages, never ends a running attack
+#: while a run is in progress, the kernel sends a message this often (seconds; start-app.sh sets
+#: APP_KEEP_ALIVE_S to a third of the idle time-out), so that jupyter_server's idle culler, which
+#: sees only messages, never ends a running attack
 KEEP_ALIVE_S = 20.0
 
 
@@ -174,9 +175,9 @@ class AttackApp:
     """The widgets and the worker thread behind :func:`app`; :attr:`widget` is what is displayed."""
 
     def __init__(self, *, models: Sequence[PathLike] = (), model: Optional[PathLike] = None,
-                 weights: str = TRAINED, serving: Optional[Serving] = None, keep_alive_s: float = KEEP_ALIVE_S):
+                 weights: str = TRAINED, serving: Optional[Serving] = None, keep_alive_s: Optional[float] = None):
         self.serving = Serving.from_environment() if serving is None else serving
-        self._keep_alive_s = keep_alive_s
+        self._keep_alive_s = keep_alive_s or float(os.environ.get("APP_KEEP_ALIVE_S") or KEEP_ALIVE_S)
         self._model_files = _model_files(models)
         self._examples = _examples()
         self._models: dict[tuple, Classifier] = {}

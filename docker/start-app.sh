@@ -58,7 +58,8 @@ number("APP_MAX_MEGAPIXELS", 12)
 print(idle_s, max(1, min(60, idle_s // 5)), max(1, min(30, idle_s // 3)), attacks, max(1, cpus // attacks), kernels)
 PY
 )
-export BREAKING_NN_SERVED=1 APP_MAX_ATTACKS="$max_attacks"
+# APP_KEEP_ALIVE_S: how often a running (or queued) attack sends its kernel's sign of life
+export BREAKING_NN_SERVED=1 APP_MAX_ATTACKS="$max_attacks" APP_KEEP_ALIVE_S=$(( (idle_s + 2) / 3 ))
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/breaking-nn-app.XXXXXX")
 export APP_QUEUE_DIR=${APP_QUEUE_DIR:-$run_dir/queue}
 # Voilà's page ends its kernel with a beacon that needs the _xsrf cookie, which Voilà
