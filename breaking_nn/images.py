@@ -147,8 +147,9 @@ def fetch_image_bytes(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_D
         why = refusal(url)
         if why:
             raise URLRefused(why)
+    session = guarded_session() if public_only else requests.Session()
     try:
-        with (guarded_session() if public_only else requests).get(url, timeout=timeout, stream=True) as response:
+        with session, session.get(url, timeout=timeout, stream=True) as response:
             if response.status_code != 200:
                 raise ImageLoadError(
                     f"could not fetch {url}: HTTP {response.status_code} {response.reason}. "
