@@ -259,6 +259,7 @@ def run_attack(args, stack: contextlib.ExitStack) -> int:
 def run_predict(args, stack: contextlib.ExitStack) -> int:
     from .images import load_image
     from .model import format_predictions
+    from .errors import ModelError
     from .opencv_engine import OpenCVNet, check_engine
 
     k = _number(args.k, "-k", int)
@@ -266,7 +267,13 @@ def run_predict(args, stack: contextlib.ExitStack) -> int:
         raise AttackError(f"-k must be a whole number >= 1, not {k}")
     check_engine(args.engine, device=args.device)
     image = load_image(args.photo)
-    model = _load_model(args, print)
+    try:
+        model = _load_model(args, print)
+    except ModelError as exc:
+        if args.engine != "opencv":
+            raise
+        raise ModelError(f"{exc} (--engine opencv loads the model on Caffe first, for its checks, labels and "
+                         "input size)") from None
     data = model.preprocess(image)
     probs = model.forward(data) if args.engine == "caffe" else OpenCVNet.for_model(model).probabilities(data[None])[0]
     print(format_predictions(probs, model.labels, min(k, model.n_classes)))

@@ -36,14 +36,15 @@ from .errors import ModelError
 #: The engines a prediction can run on.
 ENGINES = ("caffe", "opencv")
 _CHILD = """
-import sys, numpy as np, cv2
+import re, sys, numpy as np, cv2
 prototxt, weights, n, c, h, w = sys.argv[1], sys.argv[2] or None, *map(int, sys.argv[3:7])
 try:
     net = cv2.dnn.readNetFromCaffe(prototxt, weights) if weights else cv2.dnn.readNetFromCaffe(prototxt)
     net.setInput(np.zeros((n, c, h, w), np.float32))
     out = net.forward()
-except cv2.error as exc:
-    print(str(exc).strip().splitlines()[-1], file=sys.stderr)
+except cv2.error as exc:  # one line: "Can't create layer ..." without OpenCV's source-file prefix
+    text = " ".join(line.strip(" >") for line in str(exc).splitlines() if line.strip(" >"))
+    print(re.sub(r"^OpenCV\\(.*?\\) \\S+: error: \\(-?\\d+:[^)]*\\) ", "", text)[:400], file=sys.stderr)
     sys.exit(3)
 print(out.shape[1] if out.ndim >= 2 else -1)
 """
@@ -84,7 +85,7 @@ class OpenCVNet:
             self.net = (cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.weights)) if self.weights
                         else cv2.dnn.readNetFromCaffe(str(self.prototxt)))
         except cv2.error as exc:  # the child read them; only a changed file gets here
-            raise self._rejected(str(exc).strip().splitlines()[-1]) from None
+            raise self._rejected(" ".join(str(exc).split())[:400]) from None
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
@@ -124,7 +125,7 @@ class OpenCVNet:
         """Read the files and run one forward in a child process: OpenCV's complaint as a ModelError."""
         args = [sys.executable, "-c", _CHILD, str(self.prototxt), str(self.weights or ""), "1",
                 *map(str, self.input_shape)]
-        child = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"})
+        child = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OPENCV_LOG_LEVEL": "SILENT"})
         if child.returncode != 0:
             lines = child.stderr.strip().splitlines()
             reason = lines[-1] if child.returncode == 3 and lines else f"OpenCV died (exit code {child.returncode})"
