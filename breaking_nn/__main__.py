@@ -57,6 +57,7 @@ PREDICT_EXAMPLES = """examples:
   breaking-nn predict my-cat.jpg
   breaking-nn predict penguin.png -k 3
   breaking-nn predict photo.jpg --model models/open_nsfw/model.toml -k 2
+  breaking-nn predict photo.jpg --model models/open_nsfw/model.toml --engine opencv
 """
 
 
@@ -128,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PREDICT_EXAMPLES)
     predict.add_argument("photo", metavar="PHOTO", help="a file or an http(s) URL")
     predict.add_argument("-k", default="5", help="how many classes to print (default: %(default)s)")
+    predict.add_argument("--engine", choices=["caffe", "opencv"], default="caffe",
+                         help="run the model's prototxt and weights on Caffe or on OpenCV's dnn "
+                              "(cv2.dnn.readNetFromCaffe; CPU only), same preprocessing (default: %(default)s)")
     model_options(predict)
 
     evaluate = sub.add_parser("evaluate", help="attack every photo of FOLDER at each --epsilons: success rates, "
@@ -255,13 +259,23 @@ def run_attack(args, stack: contextlib.ExitStack) -> int:
 def run_predict(args, stack: contextlib.ExitStack) -> int:
     from .images import load_image
     from .model import format_predictions
+    from .errors import ModelError
+    from .opencv_engine import OpenCVNet, check_engine
 
     k = _number(args.k, "-k", int)
     if k < 1:
         raise AttackError(f"-k must be a whole number >= 1, not {k}")
+    check_engine(args.engine, device=args.device)
     image = load_image(args.photo)
-    model = _load_model(args, print)
-    probs = model.forward(model.preprocess(image))
+    try:
+        model = _load_model(args, print)
+    except ModelError as exc:
+        if args.engine != "opencv":
+            raise
+        raise ModelError(f"{exc} (--engine opencv loads the model on Caffe first, for its checks, labels and "
+                         "input size)") from None
+    data = model.preprocess(image)
+    probs = model.forward(data) if args.engine == "caffe" else OpenCVNet.for_model(model).probabilities(data[None])[0]
     print(format_predictions(probs, model.labels, min(k, model.n_classes)))
     return EXIT_OK
 

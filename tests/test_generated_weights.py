@@ -1,4 +1,5 @@
 """load_googlenet("generated") and load_model(file, weights="generated"): generated weights inside the library."""
+import gc
 import tempfile
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ def generated_leftovers() -> list[str]:
 
 
 @pytest.mark.slow
-def test_load_googlenet_generated_warns_and_needs_no_download(monkeypatch, tmp_path):
+def test_load_googlenet_generated_warns_and_needs_no_download(monkeypatch, tmp_path, tiny_model_file):
     monkeypatch.setenv("BREAKING_NN_WEIGHTS", str(tmp_path / "absent.caffemodel"))  # nothing to find or fetch
     before = generated_leftovers()
     with pytest.warns(bnn.GeneratedWeightsWarning, match="GENERATED weights.*meaningless") as record:
@@ -24,8 +25,14 @@ def test_load_googlenet_generated_warns_and_needs_no_download(monkeypatch, tmp_p
     probs = model.forward(model.preprocess(bnn.default_image()))
     assert probs.shape == (1000,) and abs(float(probs.sum()) - 1) < 1e-4
     assert not (tmp_path / "absent.caffemodel").exists()
-    assert generated_leftovers() == before  # the temporary caffemodel is gone once Caffe has read it
     assert bnn.current_model() is model
+    # the generated caffemodel stays readable while the model lives (OpenCV's engine reads the file) ...
+    folder, weights = model._generated_folder.name, model.model_files[1]
+    assert Path(folder).name in generated_leftovers() and weights.stat().st_size > 20_000_000
+    del model, record
+    bnn.load_model(tiny_model_file)  # another current model: nothing holds the generated one now
+    gc.collect()
+    assert generated_leftovers() == before  # ... and is gone with it
 
 
 @pytest.mark.slow
