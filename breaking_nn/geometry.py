@@ -41,7 +41,8 @@ from PIL import Image
 from scipy import sparse
 
 from .errors import ModelError
-from .preprocessing import Size, jpeg_roundtrip, opencv_matrices, opencv_resize, pillow_matrix, pillow_resize
+from .preprocessing import (Size, jpeg_roundtrip, opencv_matrices, opencv_resize, pillow_matrix, pillow_resize,
+                            transposed)
 
 #: Smallest side a window may leave (Pillow and scikit-image need it to interpolate).
 MIN_SIDE = 3
@@ -58,6 +59,11 @@ ROTATE_LIBRARIES = ("pillow", "opencv")
 ROTATE_INTERPOLATIONS = {"bilinear": (Image.Resampling.BILINEAR, cv2.INTER_LINEAR),
                          "bicubic": (Image.Resampling.BICUBIC, cv2.INTER_CUBIC)}
 Matrices = tuple[sparse.csr_matrix, sparse.csr_matrix]
+
+
+def _forward_form(pair: Matrices) -> Matrices:
+    """(rows^T, cols) -> (rows (h', H), cols (w', W)): ``out_c = rows @ photo_c @ cols.T``."""
+    return pair[0].T.tocsr(), pair[1]
 
 
 def max_shift(size: Size) -> int:
@@ -207,9 +213,13 @@ class Scale:
     def forward(self, photo: np.ndarray) -> np.ndarray:
         return pillow_resize(np.ascontiguousarray(photo), self.output_size(photo.shape[:2]), "bilinear")
 
-    def matrices(self, size: Size) -> Matrices:
+    def adjoint_matrices(self, size: Size) -> Matrices:
+        """(rows^T (H, h'), cols (w', W)): what the adjoint multiplies by (cached)."""
         h, w = self.output_size(size)
-        return pillow_matrix(size[0], h, "bilinear"), pillow_matrix(size[1], w, "bilinear")
+        return transposed("pillow", size[0], h, "bilinear"), pillow_matrix(size[1], w, "bilinear")
+
+    def matrices(self, size: Size) -> Matrices:
+        return _forward_form(self.adjoint_matrices(size))
 
     def is_noop(self, size: Size) -> bool:
         return self.output_size(size) == tuple(size)
@@ -283,14 +293,18 @@ class Upload:
             resized = opencv_resize(photo, size, None, "area") if size != photo.shape[:2] else photo
         return encode_roundtrip(resized, "JPEG", self.quality)
 
-    def matrices(self, size: Size) -> Optional[Matrices]:
+    def adjoint_matrices(self, size: Size) -> Optional[Matrices]:
+        """(rows^T (H, h'), cols (w', W)) of the resize (cached); None when the photo is not resized."""
         out = self.output_size(size)
         if out == tuple(size):
             return None
         if self.resizer == "pillow lanczos":
-            return pillow_matrix(size[0], out[0], "lanczos"), pillow_matrix(size[1], out[1], "lanczos")
-        rows_t, cols = opencv_matrices(size[0], size[1], out, None, "area")
-        return rows_t.T.tocsr(), cols
+            return transposed("pillow", size[0], out[0], "lanczos"), pillow_matrix(size[1], out[1], "lanczos")
+        return opencv_matrices(size[0], size[1], out, None, "area")
+
+    def matrices(self, size: Size) -> Optional[Matrices]:
+        pair = self.adjoint_matrices(size)
+        return None if pair is None else _forward_form(pair)
 
     def is_noop(self, size: Size) -> bool:
         return self.output_size(size) == tuple(size)

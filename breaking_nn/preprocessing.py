@@ -223,7 +223,7 @@ class Preprocessing:
         return (bgr if self.channel_order == "BGR" else bgr[::-1]).reshape(3, 1, 1)
 
     # -- image -> data ---------------------------------------------------------------
-    def forward(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
+    def forward(self, image: np.ndarray, *, fast: bool = False, resized: Optional[np.ndarray] = None) -> np.ndarray:
         """(H, W, 3) RGB image -> (3, h, w) float32 data (see the module docstring).
 
         ``image`` is float 0-1 (from ``load_image``) or uint8 0-255 (a photo's
@@ -232,13 +232,15 @@ class Preprocessing:
         ``fast=True``: scikit-image's resize is applied as the very matrices
         the adjoint uses (the same linear map, float32 rounding aside; no
         full-resolution Gaussian filter): for gradient estimates, never verdicts.
+        ``resized``: :meth:`resize_only` of ``image``, when already made (pipelines
+        that share the resize and differ after it, e.g. in the JPEG step); not changed.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.resize_image(image, fast=fast)
+        x = self.encoded(self.resize_only(image, fast=fast) if resized is None else resized)
         top, left, h, w = self.crop_box(image.shape[:2])
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
@@ -248,6 +250,20 @@ class Preprocessing:
 
     def resize_image(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """The resize (and JPEG) steps: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3) float32 0-1."""
+        return self.encoded(self.resize_only(image, fast=fast))
+
+    def resize_key(self) -> tuple:
+        """What :meth:`resize_only` depends on besides the image: equal keys, equal resizes."""
+        return (self.resizer, self.resample, self.interpolation, self.antialias, self.blob_crop, self.resized_size)
+
+    def encoded(self, resized: np.ndarray) -> np.ndarray:
+        """The JPEG step (if any) of a resized (H', W', 3) image: float32 0-1 (a new array only if re-encoded)."""
+        if self.jpeg_roundtrip is not None:
+            resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
+        return as_float(resized)
+
+    def resize_only(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
+        """The resize step alone: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3), uint8 (Pillow, OpenCV) or float32."""
         if self.resizer == "pillow":
             resized = pillow_resize(as_uint8(image), self.resized_size, self.resample or "bilinear")
         elif self.resizer == "opencv":
@@ -259,9 +275,7 @@ class Preprocessing:
             resized = resize_image(image, self.resized_size, antialias=self.antialias)
         else:
             resized = as_float(image)
-        if self.jpeg_roundtrip is not None:
-            resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
-        return as_float(resized)
+        return resized
 
     def _matrix_resize(self, image: np.ndarray) -> np.ndarray:
         """scikit-image's resize as ``rows @ channel @ cols^T``, with caffe.io's min-max stretch kept exact."""
@@ -278,7 +292,8 @@ class Preprocessing:
             out += lo * (1 - ones)[:, :, None]
         return np.clip(out, lo, hi, out=out)  # scikit-image's clip to the input's range
 
-    def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None,
+                grid_map=None) -> np.ndarray:
         """Transpose of :meth:`forward`'s linear part: d/d data (3, h, w) -> d/d image (H, W, 3) float32.
 
         ``grad`` is a gradient with respect to the data (per data unit);
@@ -287,7 +302,10 @@ class Preprocessing:
         rounding and the JPEG step count as the identity (straight-through).
         ``out``: a (3, H, W) float32 array (CHW: each channel contiguous) the
         result is *added* to, so several gradients sum without a full-size copy
-        each; the returned (H, W, 3) array is a view of it.
+        each; the returned (H, W, 3) array is a view of it. ``grid_map``: a
+        function applied to the gradient on the resized grid, (3, H', W') ->
+        (3, H', W'), before the resize's transpose (a rotation's transpose at
+        the network's scale: :mod:`breaking_nn.pipelines`).
         """
         grad = np.asarray(grad, np.float32)
         if grad.shape != (3, *self.output_size):
@@ -301,6 +319,8 @@ class Preprocessing:
         top, left, h, w = self.crop_box((H, W))
         canvas = np.zeros((3, rh, rw), np.float32)
         canvas[:, top:top + h, left:left + w] = g
+        if grid_map is not None:
+            canvas = grid_map(canvas)
         if (H, W) == (rh, rw) and self.resizer != "pillow":  # Pillow's own resample even then; the others copy
             out += canvas
         else:
