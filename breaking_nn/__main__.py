@@ -42,11 +42,16 @@ Perturb PHOTO, at its own size and upright, until the network sees the target; s
 and check that the saved file, reloaded, still fools the network.
 
 Robust (the default): every step averages the gradient over the model file's own
-pipeline and --samples - 1 more drawn from real-world ones (other resizers, JPEG,
-crops, smaller copies). "Fooled" under a pipeline means the target is its top class
-(--untargeted: the original class no longer is). The file is checked against a named
-suite of 12 real-world pipelines; exit code 0 needs the --until goal under the model
-file's pipeline AND at least 95 % of the suite fooled (with 12 pipelines: all 12).
+pipeline and --samples - 1 more drawn from real-world ones (other resizers incl.
+OpenCV's, JPEG, the squash to the input size, aspect crops, crops and zooms up to
+15 % a side, shifts, rotations up to 5 degrees, uploads, smaller copies). "Fooled"
+under a pipeline means the target is its top class (--untargeted: the original class
+no longer is). The file is checked against a named suite of 20 to 31 real-world
+pipelines in four groups (resampling, compression, geometry, and OpenCV's dnn engine
+for models loaded from files; members that change nothing for the photo, such as a
+1080 px upload of a smaller photo, are left out); exit code 0 needs the --until goal
+under the model file's pipeline AND at least 95 % of the suite fooled (with 20 to 39
+members: all but one). The attack goes on until both hold or --max-steps runs out.
 
 --exact attacks the model file's pipeline alone (faster, a lab result): exit code 0
 needs the --until goal under that pipeline; the suite is reported as information.
