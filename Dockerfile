@@ -46,7 +46,7 @@ RUN --mount=type=secret,id=ca-bundle if [ "${CAFFE_DEVICE}" = cuda ]; then \
     fi
 
 # The same recipe as the host set-up (scripts/setup.sh).
-COPY docker/build-caffe.sh docker/apply-patches.sh docker/Makefile.config docker/caffe-source.env docker/runtime-packages.sh /src/docker/
+COPY docker/build-caffe.sh docker/caffe-gtests.sh docker/apply-patches.sh docker/Makefile.config docker/caffe-source.env docker/runtime-packages.sh /src/docker/
 COPY docker/patches/ /src/docker/patches/
 RUN --mount=type=secret,id=ca-bundle /src/docker/with-ca.sh /src/docker/build-caffe.sh --python /opt/venv/bin/python --device "${CAFFE_DEVICE}" \
       --cuda-arch "${CUDA_ARCH}" --cuda-toolkit /opt/cuda-toolkit --out /opt/caffe-build --work /tmp/caffe-work \

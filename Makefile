@@ -3,16 +3,24 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 WEIGHTS ?=
+REPEAT ?= 1
+CACHE := $${BREAKING_NN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/breaking-nn}
 FIGURES_DIR ?= figures
 # JupyterLab's settings overrides: never ask about, or fetch, news; no update check.
 LAB_OVERRIDES := .venv/share/jupyter/lab/settings/overrides.json
 JUPYTER_OPTIONS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
   --ServerApp.tornado_settings="{'websocket_max_message_size': 209715200}"
 
-.PHONY: setup figures test test-fast test-browser chromium weights notebook app strip-notebooks benchmark docker-test docker-test-cpu docker-test-gpu clean clean-cache
+.PHONY: setup caffe-gtests figures test test-fast test-browser chromium weights notebook app strip-notebooks benchmark docker-test docker-test-cpu docker-test-gpu clean clean-cache
 
 setup:
 	@scripts/setup.sh
+
+## The gate on its own: Caffe's gtests for every patched part (docker/caffe-gtests.sh)
+## against the cached build, REPEAT=N times (new random inputs each time); names the
+## BLAS kernel they ran under. `make setup` runs them once when it builds Caffe.
+caffe-gtests: setup
+	@docker/caffe-gtests.sh --python $(PY) --repeat $(REPEAT) --build "$(CACHE)/caffe-$$(scripts/caffe-key.sh $(PY))"
 
 ## The main job: regenerate the blog's seven figures into figures/ (downloads
 ## GoogLeNet's weights the first time). WEIGHTS=generated runs without them.
@@ -87,4 +95,4 @@ clean:
 
 ## Also forget the cached Caffe builds (the next setup rebuilds, ~9 minutes).
 clean-cache: clean
-	rm -rf $${BREAKING_NN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/breaking-nn}
+	rm -rf $(CACHE)

@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
 from .network import request_problem
+from .url_guard import URLRefused, guarded_session, refusal
 
 ImageSource = Union[str, Path, np.ndarray, Image.Image]
 
@@ -45,11 +46,12 @@ class Photo:
     icc_profile: Optional[bytes] = None
 
 
-def load_image(source: ImageSource, *, timeout: float = 20.0) -> np.ndarray:
+def load_image(source: ImageSource, *, timeout: float = 20.0, public_only: bool = False) -> np.ndarray:
     """Load an image as (H, W, 3) float32 RGB in 0-1, upright (EXIF orientation applied).
 
     ``source`` is a local path, an ``http(s)://`` URL, a PIL image, or an array:
-    (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1.
+    (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1. ``public_only``: a URL is
+    fetched only from public addresses (:mod:`breaking_nn.url_guard`), as the served app does.
 
     >>> img = load_image("liz.jpg")          # doctest: +SKIP
     >>> img.shape, img.dtype                 # doctest: +SKIP
@@ -60,13 +62,13 @@ def load_image(source: ImageSource, *, timeout: float = 20.0) -> np.ndarray:
     if isinstance(source, Image.Image):
         return _pil_to_array(_upright(source, "the given PIL image"), "the given PIL image")
     text = str(source)
-    return _decode(_read_bytes(text, timeout), text, _pil_to_array)
+    return _decode(_read_bytes(text, timeout, public_only), text, _pil_to_array)
 
 
-def read_photo(source: ImageSource, *, timeout: float = 20.0) -> Photo:
+def read_photo(source: ImageSource, *, timeout: float = 20.0, public_only: bool = False) -> Photo:
     """Load a photo's own pixels, (H, W, 3) uint8 RGB 0-255, upright, with its ICC profile.
 
-    ``source`` as for :func:`load_image`; the pixels are ``load_image``'s
+    ``source`` and ``public_only`` as for :func:`load_image`; the pixels are ``load_image``'s
     times 255. No float copy is made, so a 48 MP photo costs 145 MB here.
     """
     if isinstance(source, np.ndarray):
@@ -76,7 +78,7 @@ def read_photo(source: ImageSource, *, timeout: float = 20.0) -> Photo:
     if isinstance(source, Image.Image):
         return _pil_to_photo(_upright(source, "the given PIL image"), "the given PIL image")
     text = str(source)
-    return _decode(_read_bytes(text, timeout), text, _pil_to_photo)
+    return _decode(_read_bytes(text, timeout, public_only), text, _pil_to_photo)
 
 
 def decode_image(data: bytes, origin: str = "the data") -> np.ndarray:
@@ -84,10 +86,10 @@ def decode_image(data: bytes, origin: str = "the data") -> np.ndarray:
     return _decode(data, origin, _pil_to_array)
 
 
-def _read_bytes(text: str, timeout: float) -> bytes:
+def _read_bytes(text: str, timeout: float, public_only: bool = False) -> bytes:
     """The bytes of a local file or an http(s) URL; :class:`ImageLoadError` for anything else."""
     if text.startswith(("http://", "https://")):
-        return fetch_image_bytes(text, timeout=timeout)
+        return fetch_image_bytes(text, timeout=timeout, public_only=public_only)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
         raise ImageLoadError(f"{text}: only http:// and https:// URLs can be fetched, not {scheme.group(1)}://; "
@@ -134,10 +136,20 @@ def _upright(img: Image.Image, origin: str) -> Image.Image:
     return img
 
 
-def fetch_image_bytes(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
-    """Download ``url`` (at most ``max_bytes``) and return the body's bytes."""
+def fetch_image_bytes(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_DOWNLOAD_BYTES,
+                      public_only: bool = False) -> bytes:
+    """Download ``url`` (at most ``max_bytes``) and return the body's bytes.
+
+    ``public_only``: :class:`~breaking_nn.url_guard.URLRefused` (one line naming the rule, nothing
+    fetched) unless the URL and every redirect hop resolve to, and connect to, public addresses;
+    the environment's HTTP(S)_PROXY is then not used (see :mod:`breaking_nn.url_guard`)."""
+    if public_only:
+        why = refusal(url)
+        if why:
+            raise URLRefused(why)
+    session = guarded_session() if public_only else requests.Session()
     try:
-        with requests.get(url, timeout=timeout, stream=True) as response:
+        with session, session.get(url, timeout=timeout, stream=True) as response:
             if response.status_code != 200:
                 raise ImageLoadError(
                     f"could not fetch {url}: HTTP {response.status_code} {response.reason}. "

@@ -22,6 +22,13 @@ of its own.
 
 Every error shows as one line in the app; the kernel never dies.
 
+**Served** (docker/start-app.sh sets ``BREAKING_NN_SERVED=1`` for its kernels;
+README "Serving the app to a class"): a photo URL is fetched only from public
+addresses (:mod:`breaking_nn.url_guard`; ``APP_ALLOW_PRIVATE_URLS=1`` lifts it),
+photos above ``APP_MAX_MEGAPIXELS`` are refused, runs wait in the server's
+queue (:mod:`breaking_nn.attack_queue`: "queued: k ahead of you"; Stop leaves
+it), and a run keeps its kernel active so the idle culler never ends it.
+
 >>> import breaking_nn as bnn
 >>> bnn.app()                     # doctest: +SKIP
 """
@@ -30,6 +37,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -44,7 +52,8 @@ import numpy as np
 from PIL import Image
 
 from . import paths
-from .errors import BreakingNNError, LabelError, WeightsError
+from .attack_queue import AttackQueue, LeftTheQueue, usable_cpus
+from .errors import AttackError, BreakingNNError, LabelError, WeightsError
 from .images import Photo, read_photo
 from .labels import Labels
 from .generated import WARNING as GENERATED_WARNING
@@ -61,6 +70,33 @@ TRAINED, GENERATED_CHOICE = "trained", "generated (no download; meaningless)"
 #: websocket message limit); Jupyter's own default is 10 MiB.
 UPLOAD_LIMIT_MIB = 200
 THUMBNAIL = 320  # pixels: the longest side of the pictures shown
+#: while a run is in progress, the kernel sends a message this often (seconds; start-app.sh sets
+#: APP_KEEP_ALIVE_S to a third of the idle time-out), so that jupyter_server's idle culler, which
+#: sees only messages, never ends a running attack
+KEEP_ALIVE_S = 20.0
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a served app is bounded (docker/start-app.sh's settings; all off in a notebook).
+
+    ``public_urls_only``: the URL guard; ``max_megapixels``: None for no cap; ``queue``: the
+    server's attack queue (None: no queue)."""
+
+    public_urls_only: bool = False
+    max_megapixels: Optional[float] = None
+    queue: Optional[AttackQueue] = None
+
+    @classmethod
+    def from_environment(cls, environ=os.environ) -> "Serving":
+        """The served app's bounds when ``BREAKING_NN_SERVED=1`` (start-app.sh), else none."""
+        if environ.get("BREAKING_NN_SERVED") != "1":
+            return cls()
+        folder = environ.get("APP_QUEUE_DIR")
+        slots = int(environ.get("APP_MAX_ATTACKS") or usable_cpus())
+        return cls(public_urls_only=environ.get("APP_ALLOW_PRIVATE_URLS") != "1",
+                   max_megapixels=float(environ.get("APP_MAX_MEGAPIXELS") or 12),
+                   queue=AttackQueue(folder, slots=slots) if folder else None)
 
 
 def _examples() -> dict[str, Callable[[], np.ndarray]]:
@@ -139,7 +175,9 @@ class AttackApp:
     """The widgets and the worker thread behind :func:`app`; :attr:`widget` is what is displayed."""
 
     def __init__(self, *, models: Sequence[PathLike] = (), model: Optional[PathLike] = None,
-                 weights: str = TRAINED):
+                 weights: str = TRAINED, serving: Optional[Serving] = None, keep_alive_s: Optional[float] = None):
+        self.serving = Serving.from_environment() if serving is None else serving
+        self._keep_alive_s = keep_alive_s or float(os.environ.get("APP_KEEP_ALIVE_S") or KEEP_ALIVE_S)
         self._model_files = _model_files(models)
         self._examples = _examples()
         self._models: dict[tuple, Classifier] = {}
@@ -200,6 +238,8 @@ class AttackApp:
         self.tables = w.HBox([])
         self.summary = w.HTML("")
         self.download = w.HTML("")
+        # a hidden counter the worker bumps every KEEP_ALIVE_S: a message the idle culler counts
+        self.alive = w.IntText(value=0, layout=w.Layout(display="none"))
 
         self.example.observe(self._on_example, names="value")
         self.upload.observe(self._on_upload, names="value")
@@ -227,7 +267,7 @@ class AttackApp:
         self.widget = w.VBox([
             w.HTML("<h2 style='margin:0'>Fool the network with your own photo</h2>"),
             w.HBox([controls, live]), self.error,
-            self.pictures, self.tables, self.summary, self.download,
+            self.pictures, self.tables, self.summary, self.download, self.alive,
         ], layout=w.Layout(max_width="75em"))
         self.widget.add_class("bnn-app")
         self.error.add_class("bnn-error")
@@ -354,9 +394,18 @@ class AttackApp:
             control.disabled = True
         self._thread = threading.Thread(target=self._work, args=(settings,), name="breaking-nn-app", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._keep_alive, args=(self._thread,), name="breaking-nn-alive", daemon=True).start()
+
+    def _keep_alive(self, worker: threading.Thread) -> None:
+        """While ``worker`` runs (queued, loading, attacking, saving): a widget message every keep_alive_s."""
+        while True:
+            worker.join(self._keep_alive_s)
+            if not worker.is_alive():
+                return
+            self.alive.value += 1
 
     def stop(self) -> None:
-        """Ask the running attack to stop after its current step (Stop)."""
+        """Ask the running attack to stop after its current step, or to leave the queue (Stop)."""
         self._stop.set()
         self.status.value = "Stopping after this step..."
 
@@ -372,22 +421,27 @@ class AttackApp:
     def _work(self, settings: Settings) -> None:
         """The worker thread: load (device set in this thread), attack, save, verify, show."""
         try:
-            self.status.value = "Loading the model..."
-            model = self._model(settings)
-            # settings() checked the target against this model file's classes already
-            target = None if settings.target_text.lower() == UNTARGETED else _target(settings.target_text)
             self.status.value = "Reading the photo..."
-            photo = settings.photo if isinstance(settings.photo, Photo) else read_photo(settings.photo)
+            photo = (settings.photo if isinstance(settings.photo, Photo)
+                     else read_photo(settings.photo, public_only=self.serving.public_urls_only))
             check_photo_size(photo.pixels)
-            self.progress.max, self.progress.value = settings.max_steps, 0
-            trace = _Trace(self, model, target)
-            self.status.value = "Attacking..."
-            result = attack_photo(model, photo, target, epsilon=settings.epsilon, max_steps=settings.max_steps,
-                                  until=settings.until, untargeted=target is None, robust=settings.robust,
-                                  on_step=trace.step)
-            trace.draw(force=True)
+            self._check_megapixels(photo)
+            with self._queue_place():
+                self.status.value = "Loading the model..."
+                model = self._model(settings)
+                # settings() checked the target against this model file's classes already
+                target = None if settings.target_text.lower() == UNTARGETED else _target(settings.target_text)
+                self.progress.max, self.progress.value = settings.max_steps, 0
+                trace = _Trace(self, model, target)
+                self.status.value = "Attacking..."
+                result = attack_photo(model, photo, target, epsilon=settings.epsilon, max_steps=settings.max_steps,
+                                      until=settings.until, untargeted=target is None, robust=settings.robust,
+                                      on_step=trace.step)
+                trace.draw(force=True)
             self.status.value = "Saving and verifying the file..."
             self._show_result(result, settings)
+        except LeftTheQueue:
+            self.status.value = "Left the queue (stopped by you); nothing ran."
         except WeightsError as exc:  # the how-to for a terminal is long: the app's own way first, then details
             self._show_error(exc, short=f"no trained weights for {self.model.value}: they are not on this machine and "
                              "could not be downloaded. Choose Weights: generated to try the app (meaningless "
@@ -402,6 +456,29 @@ class AttackApp:
                 control.disabled = False
             self.until.disabled = self.just_fooled.value
             self.run_button.disabled, self.stop_button.disabled = False, True
+
+    def _check_megapixels(self, photo: Photo) -> None:
+        """:class:`AttackError` for a photo above the served app's cap (APP_MAX_MEGAPIXELS)."""
+        cap = self.serving.max_megapixels
+        height, width = photo.pixels.shape[:2]
+        if cap is not None and width * height > cap * 1e6:
+            raise AttackError(f"the photo is {width}x{height} ({width * height / 1e6:.1f} MP): this app takes photos "
+                              f"up to {cap:g} MP (APP_MAX_MEGAPIXELS). Shrink it (e.g. to 3000 pixels wide) and "
+                              "upload it again")
+
+    def _queue_place(self):
+        """The server's attack queue: wait (shown as "queued: k ahead of you") for a slot; none in a notebook."""
+        from contextlib import nullcontext
+
+        if self.serving.queue is None:
+            return nullcontext()
+        slots = self.serving.queue.slots
+
+        def waiting(ahead: int) -> None:
+            self.status.value = (f"Queued: {ahead} ahead of you ({slots} attack{'s' if slots != 1 else ''} "
+                                 "run at once on this server). Stop leaves the queue.")
+
+        return self.serving.queue.place(on_wait=waiting, stop=self._stop)
 
     def _model(self, settings: Settings) -> Classifier:
         """The chosen model, loaded once per (file, weights, device) in this thread."""
@@ -534,15 +611,21 @@ def _target(text: str) -> Union[int, str]:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def app(*, models: Sequence[PathLike] = (), model: Optional[PathLike] = None, weights: str = TRAINED) -> widgets.VBox:
+def app(*, models: Sequence[PathLike] = (), model: Optional[PathLike] = None, weights: str = TRAINED,
+        public_urls_only: Optional[bool] = None) -> widgets.VBox:
     """The attack app as one widget: display it (the last line of a cell), or serve it with Voilà.
 
     ``models``: more model files (model.toml) for the model menu, beside
     GoogLeNet and ``models/*/model.toml``; ``model``: the menu entry (or
     model file) chosen at the start; ``weights``: "generated" to start on generated weights (no
-    download; meaningless predictions). The :class:`AttackApp` behind the
-    widget is its ``.app`` attribute.
+    download; meaningless predictions); ``public_urls_only``: True turns the
+    served app's URL guard on in a notebook too (None: on only where served,
+    see :class:`Serving`). The :class:`AttackApp` behind the widget is its ``.app`` attribute.
     """
-    attack_app = AttackApp(models=models, model=model, weights=weights)
+    serving = Serving.from_environment()
+    if public_urls_only is not None:
+        serving = Serving(public_urls_only=public_urls_only, max_megapixels=serving.max_megapixels,
+                          queue=serving.queue)
+    attack_app = AttackApp(models=models, model=model, weights=weights, serving=serving)
     attack_app.widget.app = attack_app
     return attack_app.widget

@@ -45,6 +45,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 die() { echo "build-caffe: $*" >&2; exit 1; }
+# fail STEP LOG: a step failed; its log's last lines, the step and the full log's path.
+fail() {
+  echo "build-caffe: step '$1' failed. Last lines of $2:" >&2
+  tail -n 30 "$2" | sed 's/^/    /' >&2
+  echo "build-caffe: step '$1' failed; full log: $2" >&2
+  exit 1
+}
 [ -n "$python" ] && [ -n "$out" ] || die "--python and --out are required (see the usage at the top of $0)"
 case "$device" in cpu|cuda) ;; *) die "--device must be 'cpu' or 'cuda', not '$device'" ;; esac
 command -v "$python" >/dev/null || die "Python interpreter '$python' not found"
@@ -134,35 +141,21 @@ cp "$here/Makefile.config" "$src/Makefile.config"
 # --- Build -------------------------------------------------------------------------
 log="$work/build.log"
 echo "build-caffe: building pycaffe ($device, $jobs jobs); log: $log"
-if ! make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1; then
-  echo "build-caffe: the build failed. Last lines of $log:" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-fi
+make -C "$src" -j"$jobs" pycaffe >"$log" 2>&1 || fail "compiling Caffe" "$log"
 
-# Caffe's own gtests for every part the speed patches touch, on the patched build:
-# one test binary each, not the whole suite. CPU builds only (a CUDA build's test
-# main needs a GPU to start).
-gtests=(pooling_layer lrn_layer im2col_layer convolution_layer inner_product_layer neuron_layer)
-gtest_results=""
+# Caffe's own gtests for every part the patch series touches (the gate: docker/caffe-gtests.sh
+# lists them; CPU builds only: a CUDA build's test main needs a GPU to start). Built here,
+# shipped in DIR/gtests, run below on the assembled build before it is kept.
+gtests=()
 if [ "$device" = cpu ]; then
-  echo "build-caffe: building and running Caffe's gtests: ${gtests[*]}"
+  mapfile -t gtests < <("$here/caffe-gtests.sh" --list)
+  echo "build-caffe: building Caffe's gtests: ${gtests[*]}"
   testbins=()
   for name in "${gtests[@]}"; do
     testbins+=(".temp_release/test/test_$name.testbin")  # this Makefile's release TEST_BIN_DIR
   done
   make -C "$src" -j"$jobs" "${testbins[@]}" >>"$log" 2>&1 \
-    || { echo "build-caffe: building Caffe's gtests failed. Last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1; }
-  for name in "${gtests[@]}"; do
-    if ! "$src/.temp_release/test/test_$name.testbin" --gtest_filter='-*GPU*' >"$work/gtest-$name.log" 2>&1; then
-      echo "build-caffe: Caffe's $name gtest failed. Last lines:" >&2
-      tail -n 30 "$work/gtest-$name.log" >&2
-      exit 1
-    fi
-    passed=$(grep -E '^\[  PASSED  \]' "$work/gtest-$name.log" | sed 's/^\[  PASSED  \] //')
-    echo "build-caffe: $name gtest: $passed"
-    gtest_results+="${gtest_results:+, }\"$name\": \"$passed\""
-  done
+    || fail "building Caffe's gtests" "$log"
 fi
 
 # _caffe.so needs libcaffe by its soname (this source's Makefile builds it in
@@ -190,12 +183,31 @@ rpath='$ORIGIN'
 [ "$device" = cuda ] && rpath+=":\$ORIGIN/../$cuda_libs"
 patchelf --set-rpath "$rpath" "$partial/caffe/_caffe.so"
 patchelf --set-rpath "$rpath" "$partial/caffe/$libcaffe"
-cat >"$partial/caffe/build_info.json" <<JSON
-{"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
- "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
- "cuda_arch": "$( [ "$device" = cuda ] && echo $cuda_arch )", "cuda": "$cuda_release",
- "gtests": {$gtest_results}}
-JSON
+# The gtests go beside it (DIR/gtests, finding libcaffe in ../caffe), and the gate runs on
+# the assembled build: the build is kept only if it passes (docker/caffe-gtests.sh).
+gate_json=""
+if [ ${#gtests[@]} -gt 0 ]; then
+  mkdir -p "$partial/gtests"
+  for name in "${gtests[@]}"; do
+    cp -L "$src/.temp_release/test/test_$name.testbin" "$partial/gtests/"
+    patchelf --set-rpath '$ORIGIN/../caffe' "$partial/gtests/test_$name.testbin"
+  done
+  "$here/caffe-gtests.sh" --build "$partial" --logs "$work/gtest-logs" --python "$python" --json "$work/gtests.json" \
+    || { echo "build-caffe: step 'Caffe's gtests (the gate)' failed; the build was not kept" >&2; exit 1; }
+  gate_json=$(cat "$work/gtests.json")
+fi
+# build_info.json: how this build was made, and the gate's results with the BLAS kernel it
+# ran under (a cached build may later run under another kernel: `make caffe-gtests` reruns it).
+"$python" - "$partial/caffe/build_info.json" "$gate_json" <<PY
+import json, sys
+info = {"device": "$device", "source": "$CAFFE_SDIST_NAME==$CAFFE_SDIST_VERSION",
+        "sdist_sha256": "$CAFFE_SDIST_SHA256", "python": "$py_ldversion",
+        "cuda_arch": "$( [ "$device" = cuda ] && echo $cuda_arch )", "cuda": "$cuda_release", "gtests": {}}
+if sys.argv[2]:
+    info.update(json.loads(sys.argv[2]))
+with open(sys.argv[1], "w") as f:
+    json.dump(info, f, indent=1)
+PY
 rm -rf "$out"
 mv "$partial" "$out"
 echo "build-caffe: done: $out/caffe"

@@ -16,7 +16,7 @@ versions=$("$vpy" -I -c "import sys, numpy; print(sys.version, numpy.__version__
   || { echo "caffe-key: '$vpy' cannot import numpy" >&2; exit 1; }
 cd "$root"
 {
-  cat docker/caffe-source.env docker/Makefile.config docker/build-caffe.sh docker/apply-patches.sh
+  cat docker/caffe-source.env docker/Makefile.config docker/build-caffe.sh docker/caffe-gtests.sh docker/apply-patches.sh
   cat docker/patches/series
   for patch in docker/patches/*.patch; do echo "$patch"; cat "$patch"; done
   echo "$versions"

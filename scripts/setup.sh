@@ -23,6 +23,25 @@ cache=${BREAKING_NN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/breaking-nn}
 start=$(date +%s)
 say() { echo "setup: $*"; }
 die() { echo "setup: error: $*" >&2; exit 1; }
+logs=$cache/logs
+# step NAME LOG COMMAND...: run a set-up step with its output in LOG; if it fails, say which
+# step, show LOG's last lines, where the whole log is, and the one command to run again.
+step() {
+  local name=$1 log=$2; shift 2
+  mkdir -p "$(dirname "$log")"
+  if ! "$@" >"$log" 2>&1; then
+    echo "setup: error: step '$name' failed. Last lines of its log:" >&2
+    tail -n 20 "$log" | sed 's/^/    /' >&2
+    failed "$name" "$log"
+  fi
+}
+# failed NAME LOG: the last lines of a failed set-up: the step, the full log, the command to rerun.
+failed() {
+  echo "setup: error: step '$1' failed" >&2
+  echo "setup:   full log: $2" >&2
+  echo "setup:   run again with: make setup" >&2
+  exit 1
+}
 
 # --- 0. What this machine has --------------------------------------------------------
 [ -x "$python" ] || command -v "$python" >/dev/null || die "no Python at $python. Install it (sudo apt-get install python3 python3-venv python3-dev) or set PYTHON=/path/to/python3."
@@ -38,10 +57,10 @@ if [ -n "$missing" ]; then
     die "apt-get not found. Install by hand the equivalents of: $(echo $missing). Then run this again."
   elif [ "$(id -u)" = 0 ]; then
     say "installing system packages: $(echo $missing)"
-    docker/install-build-deps.sh
+    step "system packages (apt-get)" "$logs/apt.log" docker/install-build-deps.sh
   elif sudo -n true 2>/dev/null; then
     say "installing system packages with sudo: $(echo $missing)"
-    sudo docker/install-build-deps.sh
+    step "system packages (sudo apt-get)" "$logs/apt.log" sudo docker/install-build-deps.sh
   else
     die "missing system packages: $(echo $missing). Install them with: sudo docker/install-build-deps.sh   then run this again."
   fi
@@ -58,9 +77,8 @@ vpy=$venv/bin/python
 req_key=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.requirements-key" 2>/dev/null)" != "$req_key" ]; then
   say "installing Python packages (requirements.txt)"
-  "$vpy" -m pip install --quiet --upgrade pip
-  "$vpy" -m pip install --quiet -r requirements.txt
-  "$vpy" -m pip install --quiet --no-deps -e .
+  step "Python packages (pip, requirements.txt)" "$logs/pip.log" \
+    bash -c '"$1" -m pip install --upgrade pip && "$1" -m pip install -r requirements.txt && "$1" -m pip install --no-deps -e .' _ "$vpy"
   echo "$req_key" >"$venv/.requirements-key"
 fi
 
@@ -70,8 +88,14 @@ built=$cache/caffe-$caffe_key
 if [ ! -f "$built/caffe/_caffe.so" ]; then
   say "building BVLC Caffe (CPU) into $built: about 9 minutes on 2 cores, once"
   mkdir -p "$cache/work"
-  docker/build-caffe.sh --python "$vpy" --out "$built" --device cpu --work "$cache/work" \
-    || die "the Caffe build failed (see the log lines above)"
+  # build-caffe.sh names its own failed step (download, patches, compile, gtests) and log;
+  # its whole output is kept in $logs/caffe-build.log too.
+  mkdir -p "$logs"
+  set +e
+  docker/build-caffe.sh --python "$vpy" --out "$built" --device cpu --work "$cache/work" 2>&1 | tee "$logs/caffe-build.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" = 0 ] || failed "building Caffe (docker/build-caffe.sh)" "$logs/caffe-build.log (the step's own log is named above)"
 else
   say "Caffe build $caffe_key found in the cache"
 fi
@@ -90,4 +114,5 @@ fi
 
 env -u PYTHONPATH -u LD_LIBRARY_PATH "$vpy" -c "import caffe, breaking_nn" \
   || die "pycaffe does not import from $venv; remove $built and $venv and run this again"
-say "ready in $(( $(date +%s) - start ))s: $vpy (caffe $caffe_key)"
+blas=$(env -u PYTHONPATH "$vpy" -m breaking_nn.blas_info 2>/dev/null || echo "BLAS unknown")
+say "ready in $(( $(date +%s) - start ))s: $vpy (caffe $caffe_key; $blas)"

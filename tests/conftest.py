@@ -151,9 +151,9 @@ def open_nsfw(open_nsfw_model_file) -> bnn.Classifier:
 
 
 class LoopbackServer:
-    """An HTTP server on 127.0.0.1 serving ``routes``: path -> (status, body, headers)."""
+    """An HTTP server on ``host`` (a loopback address) serving ``routes``: path -> (status, body, headers)."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.routes: dict[str, tuple[int, bytes, dict]] = {}
         self.hits: dict[str, int] = {}
         server = self
@@ -172,11 +172,11 @@ class LoopbackServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"http://{self.httpd.server_address[0]}:{self.httpd.server_address[1]}{path}"
 
 
 @pytest.fixture

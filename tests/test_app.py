@@ -191,3 +191,91 @@ def test_just_fooled_stops_as_soon_as_the_target_is_on_top(tiny_model_file, tiny
     assert not app.error.value and result.until is None and result.fooled, app.error.value
     assert int(np.argmax(result.probabilities_after)) == target
     assert all(int(np.argmax(p)) != target for p in result.steps[:-1])  # no earlier step had it on top
+
+
+# -- served (docker/start-app.sh's BREAKING_NN_SERVED=1): queue, megapixel cap, URL guard ------------------
+
+def test_served_settings_come_from_the_environment(tmp_path):
+    from breaking_nn.widgets import Serving
+
+    assert Serving.from_environment({}) == Serving()  # a notebook: no bounds
+    served = Serving.from_environment({"BREAKING_NN_SERVED": "1", "APP_QUEUE_DIR": str(tmp_path),
+                                       "APP_MAX_ATTACKS": "3", "APP_MAX_MEGAPIXELS": "2.5"})
+    assert served.public_urls_only and served.max_megapixels == 2.5 and served.queue.slots == 3
+    assert not Serving.from_environment({"BREAKING_NN_SERVED": "1", "APP_ALLOW_PRIVATE_URLS": "1"}).public_urls_only
+
+
+def test_served_app_refuses_a_loopback_url_and_fetches_nothing(tiny_model_file, http_server, tiny_photo):
+    from breaking_nn.widgets import AttackApp, Serving
+
+    http_server.routes["/admin/photo.png"] = (200, b"secret", {})
+    app = AttackApp(models=[tiny_model_file], model=tiny_model_file, serving=Serving(public_urls_only=True))
+    app.url.value = http_server.url("/admin/photo.png")
+    app.target.value = "pattern A"
+    app.run_button.click()
+    app.wait(60)
+    line = html.unescape(app.error.value)
+    assert "refused http://127.0.0.1:" in line and "the served app fetches only public addresses" in line, line
+    assert "Traceback" not in line and http_server.hits == {}
+
+
+def test_notebook_app_still_fetches_a_loopback_url(tiny_model_file, http_server, tiny_photo, monkeypatch):
+    """bnn.app() in a notebook (BREAKING_NN_SERVED unset) keeps fetching any URL; public_urls_only=True turns the guard on."""
+    monkeypatch.delenv("BREAKING_NN_SERVED", raising=False)
+    out = io.BytesIO()
+    Image.fromarray(tiny_photo[0]).save(out, format="PNG")
+    http_server.routes["/photo.png"] = (200, out.getvalue(), {"Content-Type": "image/png"})
+    app = bnn.app(models=[tiny_model_file], model=tiny_model_file).app
+    assert not app.serving.public_urls_only
+    assert bnn.app(models=[tiny_model_file], public_urls_only=True).app.serving.public_urls_only
+    app.url.value = http_server.url("/photo.png")
+    app.target.value, app.max_steps.value = "pattern A", 1
+    app.run_button.click()
+    app.wait(120)
+    assert not app.error.value and app.result is not None, app.error.value
+    assert http_server.hits == {"/photo.png": 1}
+
+
+def test_served_app_caps_megapixels(tiny_model_file):
+    from breaking_nn.widgets import AttackApp, Serving
+
+    app = AttackApp(models=[tiny_model_file], model=tiny_model_file, serving=Serving(max_megapixels=0.01))
+    upload(app, np.zeros((100, 120, 3), np.uint8), "big.png")
+    app.target.value = "pattern A"
+    app.run_button.click()
+    app.wait(60)
+    line = html.unescape(app.error.value)
+    assert "120x100 (0.0 MP)" in line and "up to 0.01 MP (APP_MAX_MEGAPIXELS)" in line, line
+
+
+def test_queued_run_says_how_many_are_ahead_and_stop_leaves(tiny_model_file, tiny_photo, tmp_path):
+    """The one slot is held by another process (a stand-in kernel); this page waits, says so, and Stop leaves."""
+    import subprocess
+    import sys
+
+    from breaking_nn.attack_queue import AttackQueue
+    from breaking_nn.widgets import AttackApp, Serving
+    from test_attack_queue import HOLDER
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        app = AttackApp(models=[tiny_model_file], model=tiny_model_file, keep_alive_s=0.05,
+                        serving=Serving(queue=AttackQueue(tmp_path, slots=1, poll_s=0.05)))
+        upload(app, tiny_photo[0], "photo.png")
+        app.target.value = "pattern A"
+        app.run_button.click()
+        deadline = time.monotonic() + 60
+        while "Queued" not in app.status.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.status.value.startswith("Queued: 0 ahead of you (1 attack run at once"), app.status.value
+        while app.alive.value < 2 and time.monotonic() < deadline:  # the kernel stays active while it waits
+            time.sleep(0.05)
+        assert app.alive.value >= 2 and app.running
+        app.stop_button.click()
+        app.wait(60)
+        assert not app.running and app.status.value.startswith("Left the queue") and app.result is None
+        assert AttackQueue(tmp_path, slots=1).waiting() == 0
+    finally:
+        holder.kill()
+        holder.wait()

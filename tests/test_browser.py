@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -89,11 +90,11 @@ def write_notebook(path: Path, code: str) -> Path:
 class Voila:
     """``voila NOTEBOOK`` on 127.0.0.1 with a token, as `make app` starts it (docker/start-app.sh)."""
 
-    def __init__(self, notebook: Path, log: Path):
+    def __init__(self, notebook: Path, log: Path, settings: Optional[dict] = None):
         self.port, self.token = free_port(), secrets.token_hex(16)
         env = {**os.environ, "JUPYTER_TOKEN": self.token, "JUPYTER_IP": "127.0.0.1", "JUPYTER_PORT": str(self.port),
                "APP_NOTEBOOK": str(notebook), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "MPLBACKEND": "Agg"}
+               "MPLBACKEND": "Agg", **(settings or {})}
         self.log = log
         self.process = subprocess.Popen([str(REPO / "docker" / "start-app.sh")], env=env, cwd=notebook.parent,
                                         stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -122,11 +123,12 @@ class Voila:
 
 @pytest.fixture
 def serve(tmp_path):
-    """serve(code) -> a running Voilà on a notebook holding ``code``; stopped after the test."""
+    """serve(code, **settings) -> a running Voilà on a notebook holding ``code``, start-app.sh's
+    settings (APP_IDLE_MINUTES=..., ...) in its environment; stopped after the test."""
     servers = []
 
-    def start(code: str) -> Voila:
-        server = Voila(write_notebook(tmp_path / "app.ipynb", code), tmp_path / "voila.log")
+    def start(code: str, **settings: str) -> Voila:
+        server = Voila(write_notebook(tmp_path / "app.ipynb", code), tmp_path / "voila.log", settings)
         servers.append(server)
         return server
 
