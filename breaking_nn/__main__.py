@@ -275,7 +275,12 @@ def run_predict(args, stack: contextlib.ExitStack) -> int:
         raise ModelError(f"{exc} (--engine opencv loads the model on Caffe first, for its checks, labels and "
                          "input size)") from None
     data = model.preprocess(image)
-    probs = model.forward(data) if args.engine == "caffe" else OpenCVNet.for_model(model).probabilities(data[None])[0]
+    if args.engine == "caffe":
+        probs = model.forward(data)
+    else:
+        net = OpenCVNet.for_model(model)
+        probs = net.probabilities(data[None])[0]
+        print(f"engine: {net}")
     print(format_predictions(probs, model.labels, min(k, model.n_classes)))
     return EXIT_OK
 
