@@ -18,6 +18,7 @@ import breaking_nn as bnn
 from breaking_nn.blas_info import caffe_blas
 from breaking_nn.generated import generate_weights
 from breaking_nn.opencv_engine import ENGINES, OpenCVNet, check_engine
+from tiny_classifier import CAFFE_LACKS, CLASSES, OPENCV_LACKS, write_deploy
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket"]  # scikit-image's CC0 photos (benign)
 #: The bound on max |p_Caffe - p_OpenCV|, not fitted to what we measured: both engines compute the same
@@ -43,22 +44,11 @@ def copy_net(model: bnn.Classifier) -> OpenCVNet:
     return OpenCVNet(*model.model_files, input_shape=model.input_shape, n_classes=model.n_classes, name=model.name)
 
 
-def tiny_prototxt(folder: Path, name: str, old: str = "", new: str = "") -> Path:
-    """The tiny classifier's deploy prototxt (conv -> ReLU -> pool -> fc -> softmax), ``old`` replaced by ``new``."""
-    from tiny_classifier import net_prototxt
-
-    path = folder / name
-    path.write_text(net_prototxt(1, train=False).replace(old, new) if old else net_prototxt(1, train=False))
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory) -> tuple[Path, Path, Path]:
     """The tiny classifier's prototxt, generated weights (no training) and labels."""
-    from tiny_classifier import CLASSES
-
     folder = tmp_path_factory.mktemp("tiny-engine")
-    prototxt = tiny_prototxt(folder, "deploy.prototxt")
+    prototxt = write_deploy(folder / "deploy.prototxt")
     labels = folder / "labels.txt"
     labels.write_text("\n".join(CLASSES) + "\n")
     return prototxt, generate_weights(prototxt, folder / "tiny.caffemodel", seed=3), labels
@@ -109,9 +99,7 @@ def test_the_engines_agree_within_float32_summation_order(which, depth, request)
 
 def test_a_layer_opencv_lacks_is_one_error_naming_the_engine_and_the_fix(tiny_files, tmp_path):
     """Caffe runs a Threshold layer, OpenCV 4.11 has none: the child's read fails, this process lives on."""
-    prototxt = tiny_prototxt(tmp_path, "threshold.prototxt", 'layer { name: "relu1"',
-                             'layer { name: "thr" type: "Threshold" bottom: "conv1" top: "conv1" '
-                             'threshold_param { threshold: 0.5 } }\nlayer { name: "relu1"')
+    prototxt = write_deploy(tmp_path / "threshold.prototxt", OPENCV_LACKS)
     model = bnn.load_model(prototxt, tiny_files[1], tiny_files[2])
     data = model.preprocess(skdata.coffee())
     on_caffe = model.forward(data)  # Caffe takes it
@@ -131,7 +119,7 @@ def test_a_layer_opencv_lacks_is_one_error_naming_the_engine_and_the_fix(tiny_fi
 
 def test_a_layer_caffe_lacks_is_caffes_error_before_opencv_sees_the_file(tiny_files, tmp_path):
     """OpenCV runs Mish, this Caffe has none: model_check's error, which names Caffe's layer list."""
-    prototxt = tiny_prototxt(tmp_path, "mish.prototxt", 'type: "ReLU"', 'type: "Mish"')
+    prototxt = write_deploy(tmp_path / "mish.prototxt", CAFFE_LACKS)
     net = cv2.dnn.readNetFromCaffe(str(prototxt), str(tiny_files[1]))  # OpenCV takes it
     net.setInput(np.zeros((1, 3, 16, 16), np.float32))
     assert net.forward().shape == (1, 3)
