@@ -233,6 +233,13 @@ def test_predict_on_opencvs_engine_names_it_and_agrees_with_caffe(open_nsfw_mode
         assert abs(a - b) <= 0.01  # percent, printed to 2 decimals; the engines agree far closer (test_opencv_engine)
 
 
+def test_predict_help_names_the_engines():
+    result = run("predict", "--help")
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0 and "--engine {caffe,opencv}" in text
+    assert "OpenCV's dnn engine (cv2.dnn.readNetFromCaffe: CPU only" in text and "--engine opencv" in text
+
+
 @pytest.fixture(scope="module")
 def engine_model_files(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
     """Model files of the trained tiny net: its own, one with a layer OpenCV lacks, one with a layer Caffe lacks."""
