@@ -135,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("photo", metavar="PHOTO", help="a file or an http(s) URL")
     predict.add_argument("-k", default="5", help="how many classes to print (default: %(default)s)")
     predict.add_argument("--engine", choices=["caffe", "opencv"], default="caffe",
-                         help="run the model's prototxt and weights on Caffe or on OpenCV's dnn "
-                              "(cv2.dnn.readNetFromCaffe; CPU only), same preprocessing (default: %(default)s)")
+                         help="run the model's prototxt and weights on Caffe, or on OpenCV's dnn engine "
+                              "(cv2.dnn.readNetFromCaffe: CPU only, as many threads as Caffe's OpenBLAS; the "
+                              "first line of the output names it), with the same preprocessing; the files are "
+                              "checked on Caffe first either way (default: %(default)s)")
     model_options(predict)
 
     evaluate = sub.add_parser("evaluate", help="attack every photo of FOLDER at each --epsilons: success rates, "
@@ -280,7 +282,12 @@ def run_predict(args, stack: contextlib.ExitStack) -> int:
         raise ModelError(f"{exc} (--engine opencv loads the model on Caffe first, for its checks, labels and "
                          "input size)") from None
     data = model.preprocess(image)
-    probs = model.forward(data) if args.engine == "caffe" else OpenCVNet.for_model(model).probabilities(data[None])[0]
+    if args.engine == "caffe":
+        probs = model.forward(data)
+    else:
+        net = OpenCVNet.for_model(model)
+        probs = net.probabilities(data[None])[0]
+        print(f"engine: {net}")
     print(format_predictions(probs, model.labels, min(k, model.n_classes)))
     return EXIT_OK
 

@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Optional, Union
 
@@ -350,7 +351,9 @@ def load_model(
         except ModelError as exc:
             raise ModelError(f"{spec.where()}: {exc}") from None
         model.model_files = (spec.prototxt, weights_path)
-        model._generated_folder = folder  # removed when the model is collected (TemporaryDirectory's finalizer)
+        if folder is not None:  # removed when the model is collected, explicitly (no ResourceWarning)
+            model._generated_folder = folder
+            weakref.finalize(model, folder.cleanup)
         stack.pop_all()
     set_current(model)  # the model the blog-style calls (bnn.predict, ...) now use
     return model

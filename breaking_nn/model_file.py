@@ -24,6 +24,13 @@ Example (``models/bvlc_googlenet/model.toml`` is another)::
     jpeg_roundtrip = 75           # optional: re-encode as JPEG at this quality (1-95, 4:2:0) after the resize
     # antialias = false           # optional, scikit-image only; false: the 2017 caffe.io resize
 
+``resizer = "opencv"`` is ``cv2.resize`` on the 8-bit RGB photo (HWC, 0-255), as OpenCV-based
+services run it; the attack's adjoint is the transpose of the float map read off
+``cv2.resize`` itself at the photo's size. Without ``resize`` (and without ``blob_crop``)
+it squashes straight to the input size, as ``cv2.dnn.blobFromImage(crop=False)`` does.
+Which engine runs the net is not a model-file key: ``breaking-nn predict --engine opencv``
+(:class:`~breaking_nn.opencv_engine.OpenCVNet`) runs these same files on ``cv2.dnn``.
+
 Every problem is a :class:`~breaking_nn.errors.ModelError` naming the file,
 the key and the fix. Nothing here touches Caffe: the network's own facts
 (input size, class count) are checked when the model is loaded.

@@ -29,8 +29,8 @@ from typing import Optional
 
 import cv2
 import numpy as np
-from threadpoolctl import threadpool_info
 
+from .blas_info import caffe_blas
 from .errors import ModelError
 
 #: The engines a prediction can run on.
@@ -44,7 +44,8 @@ try:
     out = net.forward()
 except cv2.error as exc:  # one line: "Can't create layer ..." without OpenCV's source-file prefix
     text = " ".join(line.strip(" >") for line in str(exc).splitlines() if line.strip(" >"))
-    print(re.sub(r"^OpenCV\\(.*?\\) \\S+: error: \\(-?\\d+:[^)]*\\) ", "", text)[:400], file=sys.stderr)
+    text = re.sub(r"^OpenCV\\(.*?\\) \\S+: error: \\(-?\\d+:[^)]*\\) ", "", text)
+    print(re.sub(r" in function '[^']*'$", "", text)[:400], file=sys.stderr)
     sys.exit(3)
 print(out.shape[1] if out.ndim >= 2 else -1)
 """
@@ -61,14 +62,13 @@ def check_engine(engine: str, *, device: str = "cpu") -> None:
 
 
 def blas_threads() -> int:
-    """The threads of the OpenBLAS Caffe runs on (the system's, not a wheel's own copy); else OpenCV's count.
+    """The threads of the BLAS Caffe runs on (:func:`~breaking_nn.blas_info.caffe_blas`); else OpenCV's own count.
 
-    Read with threadpoolctl. NumPy, SciPy and OpenCV wheels carry OpenBLAS
-    copies of their own (``*.libs/``); Caffe links the one outside them.
+    That is the system's OpenBLAS that libcaffe links, not a NumPy, SciPy or
+    OpenCV wheel's bundled copy.
     """
-    pools = [p for p in threadpool_info() if p.get("internal_api") == "openblas"
-             and ".libs" + os.sep not in p.get("filepath", "")]
-    return int(pools[0]["num_threads"]) if pools else cv2.getNumThreads()
+    threads = caffe_blas().threads
+    return int(threads) if threads else cv2.getNumThreads()
 
 
 class OpenCVNet:
@@ -88,6 +88,9 @@ class OpenCVNet:
             raise self._rejected(" ".join(str(exc).split())[:400]) from None
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+
+    def __str__(self) -> str:
+        return f"OpenCV's dnn engine (cv2 {cv2.__version__}, CPU, {self.threads} threads)"
 
     @classmethod
     def for_model(cls, model) -> "OpenCVNet":
