@@ -197,8 +197,20 @@ class AspectCrop(_Window):
         return f"centre {self.width}:{self.height}"
 
 
+class _Resize:
+    """A step that resizes the photo: :meth:`adjoint_matrices` says how; a no-op where it keeps the size."""
+
+    def matrices(self, size: Size) -> Optional[Matrices]:
+        """(rows (h', H), cols (w', W)): ``out_c = rows @ photo_c @ cols.T``; None when not resized."""
+        pair = self.adjoint_matrices(size)
+        return None if pair is None else _forward_form(pair)
+
+    def is_noop(self, size: Size) -> bool:
+        return self.output_size(size) == tuple(size)
+
+
 @dataclass(frozen=True)
-class Scale:
+class Scale(_Resize):
     """A smaller copy: Pillow bilinear (8-bit) to ``round(side * factor)``, 0 < factor <= 1 (today's ``photo_scale``)."""
 
     factor: float
@@ -217,12 +229,6 @@ class Scale:
         """(rows^T (H, h'), cols (w', W)): what the adjoint multiplies by (cached)."""
         h, w = self.output_size(size)
         return transposed("pillow", size[0], h, "bilinear"), pillow_matrix(size[1], w, "bilinear")
-
-    def matrices(self, size: Size) -> Matrices:
-        return _forward_form(self.adjoint_matrices(size))
-
-    def is_noop(self, size: Size) -> bool:
-        return self.output_size(size) == tuple(size)
 
     def describe(self) -> str:
         return f"downscale x{self.factor:.2f}"
@@ -257,7 +263,7 @@ class Encode:
 
 
 @dataclass(frozen=True)
-class Upload:
+class Upload(_Resize):
     """A photo site's upload: longest side to ``longest`` px (aspect kept) with ``resizer``, then JPEG ``quality``.
 
     ``resizer``: "pillow lanczos" (``Image.resize`` LANCZOS) or "opencv area"
@@ -301,13 +307,6 @@ class Upload:
         if self.resizer == "pillow lanczos":
             return transposed("pillow", size[0], out[0], "lanczos"), pillow_matrix(size[1], out[1], "lanczos")
         return opencv_matrices(size[0], size[1], out, None, "area")
-
-    def matrices(self, size: Size) -> Optional[Matrices]:
-        pair = self.adjoint_matrices(size)
-        return None if pair is None else _forward_form(pair)
-
-    def is_noop(self, size: Size) -> bool:
-        return self.output_size(size) == tuple(size)
 
     def describe(self) -> str:
         return f"upload {self.longest} {self.resizer}, JPEG {self.quality}"
