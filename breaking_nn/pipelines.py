@@ -64,6 +64,8 @@ SCALE_RANGE = (0.5, 1.0)
 JPEG_RANGE = (50, 95)
 #: Aspect crops (width, height) of the family and the suite.
 ASPECTS = ((1, 1), (4, 5), (16, 9))
+#: :func:`random_pipeline`'s window, how often each: the small trim, a crop or zoom, an aspect crop (the rest: a shift).
+WINDOW_SHARES = (0.35, 0.25, 0.25)
 
 
 @dataclass(frozen=True)
@@ -325,11 +327,11 @@ def random_pipeline(preprocessing: Preprocessing, rng: np.random.Generator, *,
     crops); a JPEG step after the resize at a quality in :data:`JPEG_RANGE`
     (two times in three); then the photo steps, in this order:
 
-    * a window, one of: 0 to :data:`MAX_TRIM` pixels off each side (half the
-      draws), a crop or zoom of up to :data:`~breaking_nn.geometry.MAX_CROP`
-      of each side (a fifth), a centre aspect crop of :data:`ASPECTS` (a
-      sixth), a shift of up to :func:`~breaking_nn.geometry.max_shift` pixels
-      off two neighbouring sides (the rest);
+    * a window, one of (as often as :data:`WINDOW_SHARES` says): 0 to
+      :data:`MAX_TRIM` pixels off each side (35 %), a crop or zoom of up to
+      :data:`~breaking_nn.geometry.MAX_CROP` of each side (25 %), a centre
+      aspect crop of :data:`ASPECTS` (25 %), a shift of up to
+      :func:`~breaking_nn.geometry.max_shift` pixels off two neighbouring sides (15 %);
     * half the time a downscale by a factor in :data:`SCALE_RANGE`;
     * a third of the time a rotation of up to :data:`~breaking_nn.geometry.MAX_DEGREES`
       either way (Pillow or OpenCV, bilinear or bicubic);
@@ -343,11 +345,11 @@ def random_pipeline(preprocessing: Preprocessing, rng: np.random.Generator, *,
     jpeg = int(rng.integers(JPEG_RANGE[0], JPEG_RANGE[1] + 1)) if rng.random() < 2 / 3 else None
     steps: list[Step] = []
     u = rng.random()
-    if u < 1 / 2:
+    if u < WINDOW_SHARES[0]:
         window = Trim(*(int(t) for t in rng.integers(0, MAX_TRIM + 1, size=4)))
-    elif u < 1 / 2 + 1 / 5:
+    elif u < sum(WINDOW_SHARES[:2]):
         window = Crop(*(round(float(f), 3) for f in rng.uniform(0, MAX_CROP, size=4)))
-    elif u < 1 / 2 + 1 / 5 + 1 / 6:
+    elif u < sum(WINDOW_SHARES[:3]):
         window = AspectCrop(*ASPECTS[rng.integers(len(ASPECTS))])
     else:
         limit = max_shift(photo_size) if photo_size is not None else 16

@@ -2,19 +2,41 @@
 
 Prints, per photo: the --exact attack's steps, L-infinity and suite; the default one's steps, the L-infinity, the suite by group, the members not
 fooled, and the seconds of one complete check of the saved pixels (and of an
-early-stopping one on the original photo). Names the BLAS kernel. Not a test.
+early-stopping one on the original photo), and deployments outside the suite.
+Names the BLAS kernel. Not a test.
 
     .venv/bin/python scripts/suite_check_time.py [PHOTO ...]
 """
 import sys
 import time
+from dataclasses import replace
 
 from skimage import data as skdata
 
 import breaking_nn as bnn
 from breaking_nn.blas_info import caffe_blas
 from breaking_nn.photo_attack import attack_photo
+from breaking_nn.geometry import AspectCrop, Crop, Encode, Rotate, Scale, Trim
+from breaking_nn.pipelines import Pipeline, with_resizer
 from breaking_nn.suite import check_suite
+
+
+def outside_the_suite(pre):
+    """Deployments the suite does not name (other angles, zooms, aspects, shifts, qualities), each a Pipeline."""
+    blob = with_resizer(pre, "opencv linear", squash=True)
+    return [Pipeline("rotate +3.5 opencv bilinear", pre, (Rotate(3.5, "opencv", "bilinear"),)),
+            Pipeline("rotate -2 pillow bicubic", pre, (Rotate(-2, "pillow", "bicubic"),)),
+            Pipeline("rotate +1 opencv bicubic, JPEG 80", pre, (Rotate(1, "opencv", "bicubic"), Encode(80))),
+            Pipeline("zoom 20 %", pre, (Crop(0.1, 0.1, 0.1, 0.1),)),
+            Pipeline("crop 8 % bottom-right, pillow bicubic", with_resizer(pre, "pillow bicubic"),
+                     (Crop(0, 0, 0.08, 0.08),)),
+            Pipeline("centre 4:3", pre, (AspectCrop(4, 3),)),
+            Pipeline("centre 3:4", pre, (AspectCrop(3, 4),)),
+            Pipeline("shift 8 px bottom-right", pre, (Trim(0, 0, 8, 8),)),
+            Pipeline("file as WebP 60", pre, (Encode(60, "WEBP"),)),
+            Pipeline("file at 0.6, opencv area", with_resizer(pre, "opencv area"), (Scale(0.6),)),
+            Pipeline("JPEG 85, opencv dnn blob crop", replace(blob, blob_crop=True), (Encode(85),), engine="opencv"),
+            Pipeline("zoom 6 %, opencv dnn squash", blob, (Crop(0.03, 0.03, 0.03, 0.03),), engine="opencv")]
 
 
 def main(names):
@@ -40,6 +62,10 @@ def main(names):
               f"{result.n_updates} steps, Linf {result.metrics.linf:g}, attack {attack_s:.1f} s; {full.summary()}; "
               f"{groups}; one full check {full_s:.2f} s, an early-stopped one (original photo, "
               f"{len(early.rows)} of {early.n_total} run) {early_s:.2f} s")
+        outside = check_suite(model, result.adversarial, target=1, original_class=result.original_class,
+                              pipelines=outside_the_suite(model.preprocessing))
+        print(f"{name} outside the suite: {outside.summary()}; "
+              + ", ".join(f"{row.name} {row.goal_probability:.2f}" for row in outside.rows))
 
 
 if __name__ == "__main__":
