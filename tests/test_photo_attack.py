@@ -145,10 +145,11 @@ def test_lossless_formats_round_trip_exactly(tiny_model, tmp_path, suffix):
 
 
 @pytest.mark.slow
-def test_open_nsfw_photos_become_unsafe_within_4_grey_levels_after_the_png_round_trip(open_nsfw, tmp_path):
+def test_open_nsfw_photos_become_unsafe_within_4_grey_levels_after_the_png_round_trip(open_nsfw, open_nsfw_attack,
+                                                                                      tmp_path):
     for name in PHOTOS:
         photo = getattr(skdata, name)()
-        result = attack_photo(open_nsfw, photo, 1, epsilon=4)
+        result = open_nsfw_attack(name)  # the defaults: epsilon 4
         assert result.probabilities_before[0] >= 0.95, name  # it started safe
         assert result.reached and result.metrics.linf <= 4, (name, result.summary())
         check = result.save(tmp_path / f"{name}.png")
@@ -167,8 +168,8 @@ def test_grey_levels_are_counted_in_words():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("quality", [90, 5])
-def test_jpeg_is_reported_honestly(open_nsfw, tmp_path, quality):
-    result = attack_photo(open_nsfw, skdata.chelsea(), 1, epsilon=4)
+def test_jpeg_is_reported_honestly(open_nsfw, open_nsfw_attack, tmp_path, quality):
+    result = open_nsfw_attack("chelsea")  # the defaults: epsilon 4
     check = result.save(tmp_path / "chelsea.jpg", quality=quality)
     reloaded = open_nsfw.forward(open_nsfw.preprocess(bnn.load_image(tmp_path / "chelsea.jpg")))
     assert check.format == "JPEG" and check.quality == quality and not check.lossless

@@ -275,10 +275,11 @@ def test_bad_settings_are_clear_errors(tiny_model):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PHOTOS)
-def test_open_nsfw_photos_fooled_under_the_whole_suite_and_yahoos_own_code(open_nsfw, name, tmp_path):
+def test_open_nsfw_photos_fooled_under_the_whole_suite_and_yahoos_own_code(open_nsfw, open_nsfw_attack, name,
+                                                                         tmp_path):
     """With the defaults (robust, epsilon 4): the goal plus at least 95 % of the whole suite (every group, OpenCV's
     dnn engine members included), checked on the saved file, and Yahoo's code written out independently."""
-    result = attack_photo(open_nsfw, getattr(skdata, name)(), 1)
+    result = open_nsfw_attack(name)
     assert result.fooled, (name, result.summary(), result.suite.table())
     assert result.metrics.linf <= 4
     check = result.save(tmp_path / f"{name}.png")
