@@ -46,7 +46,7 @@ pipeline and --samples - 1 more drawn from real-world ones (other resizers incl.
 OpenCV's, JPEG, the squash to the input size, aspect crops, crops and zooms up to
 15 % a side, shifts, rotations up to 5 degrees, uploads, smaller copies). "Fooled"
 under a pipeline means the target is its top class (--untargeted: the original class
-no longer is). The file is checked against a named suite of 20 to 31 real-world
+no longer is). The file is checked against a named suite of 20 to 33 real-world
 pipelines in four groups (resampling, compression, geometry, and OpenCV's dnn engine
 for models loaded from files; members that change nothing for the photo, such as a
 1080 px upload of a smaller photo, are left out); exit code 0 needs the --until goal

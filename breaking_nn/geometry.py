@@ -85,11 +85,21 @@ def _window_matrices(size: Size, top: int, left: int, h: int, w: int) -> Matrice
     return select(h, top, size[0]), select(w, left, size[1])
 
 
+def _check_fraction(side: str, f) -> None:
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= MAX_CROP:
+        raise ModelError(f"a crop's {side} must be a fraction of the side from 0 to {MAX_CROP}, not {f!r}")
+
+
 class _Window:
     """A step that keeps a window of the photo: :meth:`window` says which; the forward is a slice."""
 
     def window(self, size: Size) -> tuple[int, int, int, int]:  # pragma: no cover - each window says
         raise NotImplementedError
+
+    def _each_side(self, check) -> None:
+        """``check(side, value)`` for each of top, left, bottom, right (a trim's or crop's)."""
+        for side in ("top", "left", "bottom", "right"):
+            check(side, getattr(self, side))
 
     def _checked(self, size: Size, top: int, left: int, h: int, w: int) -> tuple[int, int, int, int]:
         if h < MIN_SIDE or w < MIN_SIDE:
@@ -126,8 +136,7 @@ class Trim(_Window):
     right: int = 0
 
     def __post_init__(self):
-        for side in ("top", "left", "bottom", "right"):
-            _whole(getattr(self, side), f"a trim's {side}", 0, 10 ** 6)
+        self._each_side(lambda side, n: _whole(n, f"a trim's {side}", 0, 10 ** 6))
 
     def window(self, size: Size) -> tuple[int, int, int, int]:
         limit = max_shift(size)
@@ -154,10 +163,7 @@ class Crop(_Window):
     right: float = 0.0
 
     def __post_init__(self):
-        for side in ("top", "left", "bottom", "right"):
-            f = getattr(self, side)
-            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= MAX_CROP:
-                raise ModelError(f"a crop's {side} must be a fraction of the side from 0 to {MAX_CROP}, not {f!r}")
+        self._each_side(_check_fraction)
 
     def window(self, size: Size) -> tuple[int, int, int, int]:
         (H, W) = size
