@@ -1,11 +1,12 @@
-"""Attack scikit-image's photos with the CLI's defaults on open_nsfw and time one full suite check.
+"""Attack photos with the CLI's defaults on open_nsfw (target 1) and time one full suite check.
 
-Prints, per photo: the --exact attack's steps, L-infinity and suite; the default one's steps, the L-infinity, the suite by group, the members not
-fooled, and the seconds of one complete check of the saved pixels (and of an
-early-stopping one on the original photo), and deployments outside the suite.
-Names the BLAS kernel. Not a test.
+Prints, per photo: the --exact attack's steps, L-infinity and suite; the
+default robust one's steps, L-infinity, suite by group and the members not
+fooled; the seconds of one complete check of the attacked pixels and of an
+early-stopping one of the original photo; and 12 deployments outside the
+suite. Names the BLAS kernel. Not a test.
 
-    .venv/bin/python scripts/suite_check_time.py [PHOTO ...]
+    .venv/bin/python scripts/suite_check_time.py [PHOTO ...]    # scikit-image names or image files
     .venv/bin/python scripts/suite_check_time.py --12mp      # one check of a 12 MP photo
 """
 import sys
@@ -17,8 +18,9 @@ from skimage import data as skdata
 
 import breaking_nn as bnn
 from breaking_nn.blas_info import caffe_blas
-from breaking_nn.photo_attack import attack_photo
 from breaking_nn.geometry import AspectCrop, Crop, Encode, Rotate, Scale, Trim
+from breaking_nn.images import read_photo
+from breaking_nn.photo_attack import attack_photo
 from breaking_nn.pipelines import Pipeline, with_resizer
 from breaking_nn.suite import check_suite, suite_for
 
@@ -45,7 +47,7 @@ def main(names):
     model = bnn.load_model("models/open_nsfw/model.toml")
     print(f"BLAS: {caffe_blas()}")
     for name in names:
-        photo = getattr(skdata, name)()
+        photo = read_photo(name).pixels if "." in name else getattr(skdata, name)()  # a file, or scikit-image's
         started = time.perf_counter()
         result = attack_photo(model, photo, 1)
         attack_s = time.perf_counter() - started
