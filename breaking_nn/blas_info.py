@@ -26,12 +26,14 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class BlasInfo:
-    """library: the BLAS file libcaffe loads; api: "openblas", "mkl", ... or None; version; kernel (OpenBLAS's corename)."""
+    """library: the BLAS file libcaffe loads; api: "openblas", "mkl", ... or None; version; kernel (OpenBLAS's
+    corename); threads: how many threads it runs on now (threadpoolctl's num_threads), or None."""
 
     library: Optional[str]
     api: Optional[str] = None
     version: Optional[str] = None
     kernel: Optional[str] = None
+    threads: Optional[int] = None
 
     def __str__(self) -> str:
         if self.library is None:
@@ -85,7 +87,8 @@ def describe(library: str) -> BlasInfo:
     for entry in threadpool_info():
         if os.path.realpath(entry.get("filepath", "")) == real:
             kernel = entry.get("architecture") if entry.get("internal_api") == "openblas" else None
-            return BlasInfo(library, api=entry.get("internal_api"), version=entry.get("version"), kernel=kernel)
+            return BlasInfo(library, api=entry.get("internal_api"), version=entry.get("version"), kernel=kernel,
+                            threads=entry.get("num_threads"))
     return BlasInfo(library)
 
 

@@ -33,10 +33,11 @@ DEFAULT_SAMPLES = 6
 _P_FLOOR = 1e-30
 
 
-def draw_pipelines(model: Classifier, samples: int, rng: Optional[np.random.Generator]) -> list[Pipeline]:
-    """The model's own pipeline, then ``samples - 1`` drawn from the family with ``rng``."""
+def draw_pipelines(model: Classifier, samples: int, rng: Optional[np.random.Generator], *,
+                   photo_size: Optional[tuple[int, int]] = None) -> list[Pipeline]:
+    """The model's own pipeline, then ``samples - 1`` drawn from the family with ``rng`` (fitting a ``photo_size`` photo)."""
     own = model_pipeline(model.preprocessing)
-    return [own] + [random_pipeline(model.preprocessing, rng) for _ in range(samples - 1)]
+    return [own] + [random_pipeline(model.preprocessing, rng, photo_size=photo_size) for _ in range(samples - 1)]
 
 
 def pipeline_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:

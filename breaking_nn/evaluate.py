@@ -19,8 +19,9 @@ class and its probability; for each epsilon ``e``: ``fooled_eps{e}`` (the
 criterion), ``pipeline_eps{e}`` (the model file's pipeline alone),
 ``suite_eps{e}`` (fraction of the suite fooled, 0-1), ``steps_eps{e}`` and
 ``p_goal_eps{e}`` (after reloading: p(target), or untargeted p(original class)); ``min_epsilon`` (empty when no budget
-fooled it) with ``l2``, ``psnr`` (dB), ``ssim`` and ``suite_fraction`` of the
-adversarial at that budget; ``attacks`` (how many attacks the photo took);
+fooled it) with ``l2``, ``psnr`` (dB), ``ssim``, ``suite_fraction`` and ``suite_missed``
+(the suite's members it does not fool, each with its engine: ``rotate +5 (caffe); opencv dnn
+squash (opencv)``) of the adversarial at that budget; ``attacks`` (how many attacks the photo took);
 ``error`` (why the file could not be read: such a row has nothing else);
 ``seconds`` (wall time, the one timing column).
 
@@ -37,7 +38,7 @@ import numbers
 import re
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -128,7 +129,7 @@ def columns(epsilons: Sequence[int]) -> list[str]:
     """The CSV's columns, in order, for these budgets (see the module docstring)."""
     per = [f"{what}_eps{e}" for e in epsilons for what in PER_EPSILON]
     return (["path", "width", "height", "original_class", "original_name", "p_original", *per,
-             "min_epsilon", "l2", "psnr", "ssim", "suite_fraction", "attacks", "error", "seconds"])
+             "min_epsilon", "l2", "psnr", "ssim", "suite_fraction", "suite_missed", "attacks", "error", "seconds"])
 
 
 def attack_seed(seed: Optional[int], name: str, epsilon: int) -> Optional[int]:
@@ -192,6 +193,7 @@ class _Outcome:
     suite: float
     p_goal: float
     fooled: bool
+    missed: str = ""  # the suite's members not fooled, "name (engine); ..."
 
 
 @dataclass
@@ -240,7 +242,13 @@ def _attack_many(model: Classifier, jobs: list[tuple[_Photo, int]], settings: Ev
                                     untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples)
             adversarials = [(r.adversarial, r.n_updates, r.suite) for r in results]
         for (item, epsilon), (adversarial, n_updates, suite) in zip(chunk, adversarials):
-            item.outcomes[epsilon] = _judge(model, item, epsilon, adversarial, n_updates, suite.fraction, settings)
+            item.outcomes[epsilon] = replace(_judge(model, item, epsilon, adversarial, n_updates, suite.fraction,
+                                                    settings), missed=missed_members(suite))
+
+
+def missed_members(suite) -> str:
+    """The members of a :class:`~breaking_nn.suite.SuiteResult` not fooled, each with its engine, "; "-separated."""
+    return "; ".join(f"{row.name} ({row.engine})" for row in suite.rows if not row.fooled)
 
 
 def _judge(model: Classifier, item: _Photo, epsilon: int, adversarial: np.ndarray, n_updates: int,
@@ -332,7 +340,7 @@ def evaluate_photos(model: Classifier, items: Sequence[tuple[str, bytes]], setti
                 adversarial = np.rint(decode_image(best.png) * 255.0).astype(np.uint8)
                 metrics = perturbation_metrics(item.photo, adversarial)
                 row.update(min_epsilon=minimal, l2=metrics.l2, psnr=metrics.psnr, ssim=metrics.ssim,
-                           suite_fraction=best.suite)
+                           suite_fraction=best.suite, suite_missed=best.missed)
             if keep:
                 stem = Path(item.name).name
                 for e in sorted(set(settings.epsilons) | ({minimal} if minimal is not None else set())):

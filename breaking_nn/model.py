@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Optional, Union
 
@@ -78,6 +79,9 @@ class Classifier:
         self.preprocessing = Preprocessing(input_size=shape[2:], **(preprocessing or BLOG_PREPROCESS))
         self._stock_param_propagation = None
         self.set_weight_gradients(weight_gradients)
+        #: (prototxt, caffemodel or None) that model_check passed, set by load_model; None for a bare net
+        self.model_files: Optional[tuple[Path, Optional[Path]]] = None
+        self._generated_folder = None
 
     # -- what backward computes ---------------------------------------------------
     def set_weight_gradients(self, enabled: bool) -> None:
@@ -322,10 +326,12 @@ def load_model(
     """
     generated = _is_generated(weights)
     spec = _model_spec(model, None if generated else weights, labels)
+    folder = None  # generated weights: a temporary folder that lives as long as the model (OpenCV reads it too)
     with contextlib.ExitStack() as stack:
-        if generated:  # written to a temporary folder, read by Caffe below, then removed
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="breaking-nn-generated-")))
-            spec = spec.with_weights(generate_weights(spec.prototxt, folder / "generated.caffemodel"))
+        if generated:
+            folder = tempfile.TemporaryDirectory(prefix="breaking-nn-generated-")
+            stack.callback(folder.cleanup)  # on failure; popped once the model holds it
+            spec = spec.with_weights(generate_weights(spec.prototxt, Path(folder.name) / "generated.caffemodel"))
             warnings.warn(f"{spec.name}: {GENERATED_WARNING}", GeneratedWeightsWarning, stacklevel=2)
         weights_path = _weights_of(spec)
         # Before Caffe opens them: a bad file is a ModelError, not an aborted process.
@@ -339,11 +345,16 @@ def load_model(
         finally:
             if definition is not None and definition != spec.prototxt:
                 definition.unlink(missing_ok=True)
-    try:
-        model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name,
-                           weight_gradients=weight_gradients)
-    except ModelError as exc:
-        raise ModelError(f"{spec.where()}: {exc}") from None
+        try:
+            model = Classifier(net, spec.labels, spec.preprocess, device=device, gpu_id=gpu_id, name=spec.name,
+                               weight_gradients=weight_gradients)
+        except ModelError as exc:
+            raise ModelError(f"{spec.where()}: {exc}") from None
+        model.model_files = (spec.prototxt, weights_path)
+        if folder is not None:  # removed when the model is collected, explicitly (no ResourceWarning)
+            model._generated_folder = folder
+            weakref.finalize(model, folder.cleanup)
+        stack.pop_all()
     set_current(model)  # the model the blog-style calls (bnn.predict, ...) now use
     return model
 

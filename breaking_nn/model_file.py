@@ -16,10 +16,20 @@ Example (``models/bvlc_googlenet/model.toml`` is another)::
     mean_bgr = [104, 117, 123]    # optional, in data units (after raw_scale)
     raw_scale = 255               # optional; default 255
     channel_order = "BGR"         # "BGR" or "RGB"
-    resizer = "pillow"            # optional: "skimage" (default, caffe.io's) or "pillow"
+    resizer = "pillow"            # optional: "skimage" (default, caffe.io's), "pillow" or "opencv"
     resample = "bilinear"         # optional, Pillow's filter: bilinear, bicubic, lanczos, box, nearest
+    # interpolation = "linear"    # optional, resizer "opencv" only: linear (default), area, cubic, nearest
+    # blob_crop = true            # optional, resizer "opencv" only, without resize/crop: scale to cover
+                                  # the input size, centre crop (cv2.dnn.blobFromImage's crop=True)
     jpeg_roundtrip = 75           # optional: re-encode as JPEG at this quality (1-95, 4:2:0) after the resize
     # antialias = false           # optional, scikit-image only; false: the 2017 caffe.io resize
+
+``resizer = "opencv"`` is ``cv2.resize`` on the 8-bit RGB photo (HWC, 0-255), as OpenCV-based
+services run it; the attack's adjoint is the transpose of the float map read off
+``cv2.resize`` itself at the photo's size. Without ``resize`` (and without ``blob_crop``)
+it squashes straight to the input size, as ``cv2.dnn.blobFromImage(crop=False)`` does.
+Which engine runs the net is not a model-file key: ``breaking-nn predict --engine opencv``
+(:class:`~breaking_nn.opencv_engine.OpenCVNet`) runs these same files on ``cv2.dnn``.
 
 Every problem is a :class:`~breaking_nn.errors.ModelError` naming the file,
 the key and the fix. Nothing here touches Caffe: the network's own facts
@@ -48,7 +58,8 @@ TOP_KEYS = {"name": str, "description": str, "prototxt": str, "weights": str, "u
             "size": int, "labels": list, "labels_file": str, "preprocess": dict}
 REQUIRED_KEYS = ("name", "prototxt", "preprocess")
 PREPROCESS_KEYS = {"resize": list, "crop": list, "mean_bgr": list, "raw_scale": (int, float),
-                   "channel_order": str, "antialias": bool, "resizer": str, "resample": str, "jpeg_roundtrip": int}
+                   "channel_order": str, "antialias": bool, "resizer": str, "resample": str, "jpeg_roundtrip": int,
+                   "interpolation": str, "blob_crop": bool}
 #: The blog's preprocessing for GoogLeNet (caffe.io.Transformer: raw_scale 255, RGB -> BGR, no mean).
 BLOG_PREPROCESS = {"channel_order": "BGR", "raw_scale": 255.0, "antialias": False}
 
@@ -167,7 +178,8 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"channel_order": table["channel_order"],
                            "raw_scale": float(table.get("raw_scale", 255.0)),
                            "antialias": table.get("antialias", False)}
-    out.update({key: table[key] for key in ("resizer", "resample", "jpeg_roundtrip") if key in table})
+    out.update({key: table[key] for key in ("resizer", "resample", "jpeg_roundtrip", "interpolation", "blob_crop")
+                if key in table})
     for key in ("resize", "crop"):
         if key in table:
             size = table[key]
@@ -183,7 +195,8 @@ def _preprocess(path: Path, table: dict) -> dict[str, Any]:
         check_settings(resize=out.get("resize"), crop=out.get("crop"), mean_bgr=out.get("mean_bgr"),
                        raw_scale=out["raw_scale"], channel_order=out["channel_order"],
                        resizer=out.get("resizer", "skimage"), resample=out.get("resample"),
-                       antialias=out["antialias"], jpeg_roundtrip=out.get("jpeg_roundtrip"))
+                       antialias=out["antialias"], jpeg_roundtrip=out.get("jpeg_roundtrip"),
+                       interpolation=out.get("interpolation"), blob_crop=out.get("blob_crop", False))
     except ModelError as exc:
         raise ModelError(f"{path}: [preprocess] {exc}") from None
     return out

@@ -2,145 +2,232 @@
 
 A model file states one pipeline exactly (its ``[preprocess]`` table, a
 :class:`~breaking_nn.preprocessing.Preprocessing`). In the real world the same
-photo also reaches the network through other resizers, a JPEG re-encode, a
-few pixels cropped off, or a smaller copy. A :class:`Pipeline` is one such
-path, a small value object:
+photo also reaches the network through other resizers, a re-saved file, a
+crop, a shift, a small rotation, an upload, or another engine. A
+:class:`Pipeline` is one such path, a small value object:
 
     photo (H, W, 3) uint8 RGB 0-255
-      -> [JPEG re-encode of the whole file]  -> [trim a few pixels]
-      -> [downscale by ``photo_scale``]      -> the model's resize, crop, mean, ...
+      -> photo steps, in order (:mod:`breaking_nn.geometry`: re-saves, trims
+         and shifts, crops and zooms, aspect crops, a smaller copy, a
+         rotation, an upload)
+      -> the network side: the model's resize (or another resizer, or the
+         squash straight to the input size), JPEG, crop, mean, ...
       -> data (3, h, w) float32, as the network eats it
+      -> the engine: Caffe, or OpenCV's dnn (:mod:`breaking_nn.opencv_engine`)
 
-:meth:`Pipeline.forward` runs it exactly (Pillow's 8-bit rounding and JPEG
-included); :meth:`Pipeline.adjoint` is the transpose of its linear part, with
-the rounding and JPEG steps passed straight through (BPDA).
+:meth:`Pipeline.forward` runs it exactly (each library's 8-bit rounding and
+JPEG included); :meth:`Pipeline.adjoint` is the transpose of its linear part,
+the rounding and the re-encodes passed straight through (BPDA), a rotation's
+transpose taken at the network's scale (see :mod:`breaking_nn.geometry`).
+Gradients always come from Caffe; the verdict of an engine member from its engine.
 
 Two uses, both data here:
 
-* :func:`verification_suite`: the fixed, named pipelines a saved photo is
-  checked against (the model's own first);
+* :func:`verification_suite`: the fixed, named members a saved photo is
+  checked against (the model's own first), grouped as resampling,
+  compression, geometry and engine;
 * :func:`random_pipeline`: one draw from the family, for expectation over
   transformation (:mod:`breaking_nn.eot`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 
-from .preprocessing import (Preprocessing, Size, add_product, jpeg_roundtrip, pillow_matrix, pillow_resize,
-                            transposed)
+from .errors import ModelError
+from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
+                       UPLOAD_RESIZERS, UPLOAD_SIDES, AspectCrop, Crop, Encode, Rotate, Scale, Step, Trim, Upload,
+                       max_shift, network_rotation)
+from .preprocessing import Preprocessing, Size, add_product
 
-#: Resizers of the family: (resizer, resample or None, antialias), by name.
+#: Resizers of the family, by name: the Preprocessing settings each one sets.
 RESIZER_FAMILY = {
-    "skimage bilinear": ("skimage", None, False),
-    "skimage anti-aliased": ("skimage", None, True),
-    "pillow bilinear": ("pillow", "bilinear", False),
-    "pillow bicubic": ("pillow", "bicubic", False),
-    "pillow lanczos": ("pillow", "lanczos", False),
-    "pillow box": ("pillow", "box", False),
+    "skimage bilinear": dict(resizer="skimage"),
+    "skimage anti-aliased": dict(resizer="skimage", antialias=True),
+    "pillow bilinear": dict(resizer="pillow", resample="bilinear"),
+    "pillow bicubic": dict(resizer="pillow", resample="bicubic"),
+    "pillow lanczos": dict(resizer="pillow", resample="lanczos"),
+    "pillow box": dict(resizer="pillow", resample="box"),
+    "opencv linear": dict(resizer="opencv", interpolation="linear"),
+    "opencv area": dict(resizer="opencv", interpolation="area"),
+    "opencv cubic": dict(resizer="opencv", interpolation="cubic"),
 }
-#: Largest number of pixels :func:`random_pipeline` trims off any side.
+#: The groups of the suite's table, in its order.
+GROUPS = ("resampling", "compression", "geometry", "engine")
+#: Largest number of pixels :func:`random_pipeline`'s small trim cuts off any side.
 MAX_TRIM = 4
 #: The range of :func:`random_pipeline`'s photo downscale (drawn half the time).
 SCALE_RANGE = (0.5, 1.0)
 #: The range of :func:`random_pipeline`'s JPEG quality after the resize (drawn two times in three).
 JPEG_RANGE = (50, 95)
+#: Aspect crops (width, height) of the family and the suite.
+ASPECTS = ((1, 1), (4, 5), (16, 9))
+#: :func:`random_pipeline`'s window, how often each: the small trim, a crop or zoom, an aspect crop (the rest: a shift).
+WINDOW_SHARES = (0.35, 0.25, 0.25)
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """One way an (H, W, 3) uint8 RGB photo becomes (3, h, w) network data.
+    """One way an (H, W, 3) uint8 RGB photo becomes (3, h, w) network data, and the engine that judges it.
 
     Arguments:
         name: how tables and messages call it ("model", "pillow bicubic", ...).
         preprocessing: the network-side steps (resize, JPEG, crop, mean, ...).
-        photo_jpeg: re-encode the whole photo as JPEG at this quality first
-            (1-95, 4:2:0, as a re-saved or re-uploaded file); None: no.
-        trim: (top, left, bottom, right) pixels cut off the photo next.
-        photo_scale: then downscale the photo by this factor (0 < s <= 1,
-            Pillow bilinear, 8-bit), as a smaller copy of the file would be.
+        steps: the photo steps before them, in order (:data:`~breaking_nn.geometry.Step`:
+            ``Encode``, ``Trim``, ``Crop``, ``AspectCrop``, ``Scale``, ``Rotate``,
+            ``Upload``); at most one ``Rotate``, followed only by ``Scale``,
+            ``Encode`` or ``Upload`` (its transpose is taken on the network's grid).
+        engine: "caffe" or "opencv" (``cv2.dnn``), the engine the verdict runs on.
+        group: the suite table's group (:data:`GROUPS`).
 
-    >>> p = Pipeline("half size", Preprocessing(input_size=(224, 224)), photo_scale=0.5)
+    >>> p = Pipeline("half size", Preprocessing(input_size=(224, 224)), steps=(Scale(0.5),))
     >>> p.forward(np.zeros((300, 400, 3), np.uint8)).shape
     (3, 224, 224)
     """
 
     name: str
     preprocessing: Preprocessing
-    photo_jpeg: Optional[int] = None
-    trim: tuple[int, int, int, int] = (0, 0, 0, 0)
-    photo_scale: float = 1.0
+    steps: tuple = ()
+    engine: str = "caffe"
+    group: str = field(default="resampling", compare=False)
 
-    def photo_steps_size(self, size: Size) -> Size:
-        """(H', W'): the size the photo has when the model's own steps start."""
-        top, left, bottom, right = self.trim
-        h, w = max(1, size[0] - top - bottom), max(1, size[1] - left - right)
-        return max(1, round(h * self.photo_scale)), max(1, round(w * self.photo_scale))
+    def __post_init__(self):
+        object.__setattr__(self, "steps", tuple(self.steps))
+        if self.engine not in ("caffe", "opencv"):
+            raise ModelError(f'a pipeline\'s engine is "caffe" or "opencv", not {self.engine!r}')
+        rotations = [i for i, s in enumerate(self.steps) if isinstance(s, Rotate)]
+        if len(rotations) > 1 or rotations and not all(isinstance(s, (Scale, Encode, Upload))
+                                                       for s in self.steps[rotations[0] + 1:]):
+            raise ModelError(f"{self.name}: a pipeline rotates at most once, and only re-saves, downscales or "
+                             "uploads follow the rotation")
 
-    def forward(self, photo: np.ndarray, *, fast: bool = False) -> np.ndarray:
+    def stage_sizes(self, size: Size) -> list[Size]:
+        """[(H, W), ...]: the photo's size before each step and after the last (when the model's own steps start).
+
+        :class:`ModelError` if a step does not fit the photo (a crop that would
+        leave fewer than :data:`~breaking_nn.geometry.MIN_SIDE` pixels a side, a shift out of range).
+        """
+        sizes = [tuple(size)]
+        for step in self.steps:
+            sizes.append(tuple(step.output_size(sizes[-1])))
+        return sizes
+
+    def photo_side(self, photo: np.ndarray, *, stages: Optional[dict] = None) -> np.ndarray:
+        """The photo after :attr:`steps`: (H', W', 3) uint8 RGB, exactly as the libraries make it.
+
+        ``stages``: a dict shared by pipelines run on the same photo: a prefix
+        of steps that is a key (its value None until made) is made once and
+        kept there (a suite's members share their full-resolution stages).
+        """
+        x = photo
+        for k, step in enumerate(self.steps):
+            key = self.steps[:k + 1]
+            if stages is not None and stages.get(key) is not None:
+                x = stages[key]
+                continue
+            x = step.forward(x)
+            if stages is not None and key in stages:
+                stages[key] = x
+        return x
+
+    def forward(self, photo: np.ndarray, *, fast: bool = False, stages: Optional[dict] = None) -> np.ndarray:
         """(H, W, 3) uint8 RGB 0-255 photo -> (3, h, w) float32 data, exactly as this pipeline does it.
 
         ``fast``: scikit-image's resize as its matrices (see :meth:`Preprocessing.forward`).
+        ``stages``: see :meth:`photo_side`; the network-side resize is shared too.
         """
-        x = photo
-        if self.photo_jpeg is not None:
-            x = jpeg_roundtrip(x, self.photo_jpeg)
-        x = self._trimmed(x)
-        if self.photo_scale != 1.0:
-            x = pillow_resize(x, self.photo_steps_size(photo.shape[:2]), "bilinear")
-        return self.preprocessing.forward(x, fast=fast)
+        x = self.photo_side(photo, stages=stages)
+        pre = self.preprocessing
+        if stages is None:
+            return pre.forward(x, fast=fast)
+        key = (self.steps, pre.resize_key(), fast)
+        if key not in stages:
+            stages[key] = pre.resize_only(x, fast=fast)
+        return pre.forward(x, resized=stages[key])
 
     def adjoint(self, grad: np.ndarray, photo_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
         """d/d data (3, h, w) -> d/d photo (H, W, 3) float32, per 0-1 unit.
 
-        The transpose of the linear part: the model's steps (exact), the
-        downscale (Pillow's float-mode matrices), the trim (zero padding);
-        the JPEG re-encode and 8-bit rounding count as the identity. ``out``:
-        a (3, H, W) float32 array the result is added to (see
-        :meth:`Preprocessing.adjoint`); the returned array is an (H, W, 3) view of it.
+        The transpose of the linear part: the model's steps (exact), each
+        resize of the photo steps (the libraries' float matrices), each
+        window (zero padding); re-encodes and 8-bit rounding count as the
+        identity; a rotation's transpose is applied on the model's resize grid
+        (:func:`~breaking_nn.geometry.network_rotation`). ``out``: a (3, H, W)
+        float32 array the result is added to (see :meth:`Preprocessing.adjoint`);
+        the returned array is an (H, W, 3) view of it.
         """
         H, W = photo_size
         if out is None:
             out = np.zeros((3, H, W), np.float32)
-        top, left, bottom, right = self.trim
-        th, tw = max(1, H - top - bottom), max(1, W - left - right)
-        view = out[:, top:top + th, left:left + tw]
-        if self.photo_scale == 1.0:
-            self.preprocessing.adjoint(grad, (th, tw), out=view)
-        else:
-            sh, sw = self.photo_steps_size(photo_size)
-            small = self.preprocessing.adjoint(grad, (sh, sw)).transpose(2, 0, 1)  # (3, sh, sw)
-            rows_t, cols = transposed("pillow", th, sh, "bilinear"), pillow_matrix(tw, sw, "bilinear")
-            for c in range(3):
-                add_product(view[c], rows_t, small[c] @ cols)
+        sizes = self.stage_sizes(photo_size)
+        self._adjoint_into(0, np.asarray(grad, np.float32), sizes, out, self._grid_map(sizes))
         return out.transpose(1, 2, 0)
 
-    def _trimmed(self, photo: np.ndarray) -> np.ndarray:
-        top, left, bottom, right = self.trim
-        if not any(self.trim):
-            return photo
-        H, W = photo.shape[:2]
-        return photo[top:top + max(1, H - top - bottom), left:left + max(1, W - left - right)]
+    def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
+        """Add d/d (the photo before step ``k``) to ``out`` (3, *sizes[k])."""
+        if k == len(self.steps):
+            self.preprocessing.adjoint(grad, sizes[k], out=out, grid_map=grid_map)
+            return
+        step = self.steps[k]
+        if hasattr(step, "window"):
+            top, left, h, w = step.window(sizes[k])
+            self._adjoint_into(k + 1, grad, sizes, out[:, top:top + h, left:left + w], grid_map)
+            return
+        pair = step.adjoint_matrices(sizes[k]) if hasattr(step, "adjoint_matrices") else None
+        if pair is None:  # re-encodes, a rotation (on the network's grid), an upload that keeps the size
+            self._adjoint_into(k + 1, grad, sizes, out, grid_map)
+            return
+        small = np.zeros((3, *sizes[k + 1]), np.float32)
+        self._adjoint_into(k + 1, grad, sizes, small, grid_map)
+        rows_t, cols = pair
+        for c in range(3):
+            add_product(out[c], rows_t, small[c] @ cols)
+
+    def _grid_map(self, sizes: list[Size]):
+        """The rotation's transpose on the model's resize grid, (3, H', W') -> (3, H', W'); None without one."""
+        rotations = [k for k, s in enumerate(self.steps) if isinstance(s, Rotate) and not s.is_noop(sizes[k])]
+        if not rotations:
+            return None
+        k = rotations[0]
+        grid = self.preprocessing.resized_size_for(sizes[-1])
+        matrix_t = network_rotation(self.steps[k], sizes[k], grid).T.tocsr()
+
+        def rotate_back(canvas: np.ndarray) -> np.ndarray:
+            flat = canvas.reshape(3, -1)
+            return np.stack([matrix_t @ flat[c] for c in range(3)]).reshape(canvas.shape).astype(np.float32)
+        return rotate_back
+
+    def fits(self, size: Size) -> bool:
+        """Whether every step fits a photo of ``size`` (H, W) (see :meth:`stage_sizes`)."""
+        try:
+            self.stage_sizes(size)
+        except ModelError:
+            return False
+        return True
+
+    def is_noop_on(self, size: Size) -> bool:
+        """Whether some photo step changes nothing for a ``size`` (H, W) photo (a 1080 upload of a 640 px photo)."""
+        sizes = self.stage_sizes(size)
+        return any(step.is_noop(s) for step, s in zip(self.steps, sizes))
 
     def describe(self) -> str:
-        """The steps in words, e.g. ``pillow bicubic 256x256, JPEG 75 (4:2:0), crop 224x224``."""
+        """The steps in words, e.g. ``rotate +2 deg pillow bilinear, pillow bicubic 256x256, JPEG 75, crop 224x224``."""
         p = self.preprocessing
-        parts = []
-        if self.photo_jpeg is not None:
-            parts.append(f"file as JPEG {self.photo_jpeg}")
-        if any(self.trim):
-            parts.append(f"trim {'/'.join(map(str, self.trim))} px")
-        if self.photo_scale != 1.0:
-            parts.append(f"downscale x{self.photo_scale:.2f}")
-        resizer = (f"pillow {p.resample or 'bilinear'}" if p.resizer == "pillow"
-                   else f"skimage{' anti-aliased' if p.antialias else ''}")
-        parts.append(f"{resizer} {p.resized_size[0]}x{p.resized_size[1]}")
+        parts = [step.describe() for step in self.steps]
+        resizer = {"pillow": f"pillow {p.resample or 'bilinear'}", "opencv": f"opencv {p.interpolation or 'linear'}",
+                   "skimage": f"skimage{' anti-aliased' if p.antialias else ''}"}[p.resizer]
+        if p.blob_crop:
+            parts.append(f"{resizer} to cover {p.input_size[0]}x{p.input_size[1]}, centre crop")
+        else:
+            parts.append(f"{resizer} {p.resized_size[0]}x{p.resized_size[1]}")
         if p.jpeg_roundtrip is not None:
             parts.append(f"JPEG {p.jpeg_roundtrip}")
         if p.crop is not None:
             parts.append(f"crop {p.crop[0]}x{p.crop[1]}")
+        if self.engine == "opencv":
+            parts.append("OpenCV dnn")
         return ", ".join(parts)
 
 
@@ -149,59 +236,168 @@ def model_pipeline(preprocessing: Preprocessing) -> Pipeline:
     return Pipeline("model", preprocessing)
 
 
-def with_resizer(preprocessing: Preprocessing, name: str, *, jpeg: Optional[int] = None) -> Preprocessing:
-    """``preprocessing`` with the resizer ``name`` of :data:`RESIZER_FAMILY` and JPEG step ``jpeg``."""
-    resizer, resample, antialias = RESIZER_FAMILY[name]
-    return replace(preprocessing, resizer=resizer, resample=resample, antialias=antialias, jpeg_roundtrip=jpeg)
+def with_resizer(preprocessing: Preprocessing, name: str, *, jpeg: Optional[int] = None,
+                 squash: bool = False) -> Preprocessing:
+    """``preprocessing`` with the resizer ``name`` of :data:`RESIZER_FAMILY` and JPEG step ``jpeg``.
+
+    ``squash``: resize straight to the input size (no resize, no crop), as
+    ``cv2.dnn.blobFromImage(crop=False)`` and many services do.
+    """
+    settings = dict(resizer="skimage", resample=None, antialias=False, interpolation=None, blob_crop=False)
+    settings.update(RESIZER_FAMILY[name])
+    if squash:
+        settings.update(resize=None, crop=None)
+    return replace(preprocessing, **settings, jpeg_roundtrip=jpeg)
 
 
-def verification_suite(preprocessing: Preprocessing) -> list[Pipeline]:
+def squashed(preprocessing: Preprocessing) -> Preprocessing:
+    """``preprocessing`` resizing straight to the input size (its resize and crop dropped)."""
+    return replace(preprocessing, resize=None, crop=None, blob_crop=False)
+
+
+def verification_suite(preprocessing: Preprocessing, *, photo_size: Optional[Size] = None,
+                       engines: bool = False) -> list[Pipeline]:
     """The named real-world pipelines a saved photo is checked against; the model's own first.
 
-    For a model whose ``[preprocess]`` is ``preprocessing``:
+    For a model whose ``[preprocess]`` is ``preprocessing``, by group:
 
-    * "model": the model file's pipeline, exactly;
-    * the six resizers of :data:`RESIZER_FAMILY`, no JPEG;
-    * Pillow bilinear, then JPEG at 50, 75 and 90 inside the pipeline, after
-      the resize (Yahoo's way);
-    * the file itself re-encoded as JPEG at 75 and at 90, then the model's pipeline;
-    * the file downscaled to half size, then the model's pipeline.
+    * **resampling**: "model" (the model file's pipeline, exactly); the nine
+      resizers of :data:`RESIZER_FAMILY`; the file at half size and at 0.75
+      (a screenshot);
+    * **compression**: Pillow bilinear then JPEG 50, 75 or 90 after the resize
+      (Yahoo's way); the file re-saved as JPEG 75, 90 and WebP 75; uploads to
+      a longest side of 1080 (Pillow Lanczos, JPEG 85) and 2048 (OpenCV
+      INTER_AREA, JPEG 80), where the photo is larger;
+    * **geometry**: the squash straight to the input size; centre 1:1, 4:5 and
+      16:9 crops; a 10 % zoom; 15 % off the top and the left; a shift (12 px
+      off the top and the left); rotations of +2 deg (Pillow bilinear), -5 deg
+      (OpenCV bicubic) and +5 deg (Pillow bicubic);
+    * **engine** (``engines=True``: the model was loaded from files OpenCV can
+      read): on ``cv2.dnn``, blobFromImage's two ways (the squash and the
+      cover-and-crop), OpenCV linear to the model's resize and crop, and the
+      squash of the file re-saved as JPEG 60.
 
-    A member equal to the model's own pipeline is left out (it is "model"),
-    so every member is a different pipeline; at least 12 remain.
+    A member doing the very same steps as an earlier one is left out, and with
+    ``photo_size`` (H, W) so is one with a step that changes nothing for that
+    photo (a 1080 upload of a 640 px photo) or does not fit it; so every member is
+    a different pipeline. At least 20 remain for every model of the repository.
     """
-    members = [model_pipeline(preprocessing)]
-    members += [Pipeline(name, with_resizer(preprocessing, name)) for name in RESIZER_FAMILY]
-    members += [Pipeline(f"pillow bilinear + JPEG {q}", with_resizer(preprocessing, "pillow bilinear", jpeg=q))
+    pre = preprocessing
+    crop = [] if pre.blob_crop else [Pipeline("squash", squashed(pre), group="geometry")]
+    members = [model_pipeline(pre)]
+    members += [Pipeline(name, with_resizer(pre, name)) for name in RESIZER_FAMILY]
+    members += [Pipeline("file at half size", pre, (Scale(0.5),)), Pipeline("screenshot x0.75", pre, (Scale(0.75),))]
+    bilinear = "pillow bilinear"
+    members += [Pipeline(f"{bilinear} + JPEG {q}", with_resizer(pre, bilinear, jpeg=q), group="compression")
                 for q in (50, 75, 90)]
-    members += [Pipeline(f"file as JPEG {q}", preprocessing, photo_jpeg=q) for q in (75, 90)]
-    members += [Pipeline("file at half size", preprocessing, photo_scale=0.5)]
+    members += [Pipeline(f"file as JPEG {q}", pre, (Encode(q),), group="compression") for q in (75, 90)]
+    members += [Pipeline("file as WebP 75", pre, (Encode(75, "WEBP"),), group="compression"),
+                Pipeline("upload 1080", pre, (Upload(1080, "pillow lanczos", 85),), group="compression"),
+                Pipeline("upload 2048", pre, (Upload(2048, "opencv area", 80),), group="compression")]
+    members += crop
+    members += [Pipeline(f"centre {w}:{h}", pre, (AspectCrop(w, h),), group="geometry") for w, h in ASPECTS]
+    members += [Pipeline("zoom 10 %", pre, (Crop(0.05, 0.05, 0.05, 0.05),), group="geometry"),
+                Pipeline("crop 15 % top-left", pre, (Crop(0.15, 0.15, 0, 0),), group="geometry"),
+                Pipeline("shift 12 px", pre, (Trim(12, 12, 0, 0),), group="geometry"),
+                Pipeline("rotate +2", pre, (Rotate(2, "pillow", "bilinear"),), group="geometry"),
+                Pipeline("rotate -5", pre, (Rotate(-5, "opencv", "bicubic"),), group="geometry"),
+                Pipeline("rotate +5", pre, (Rotate(5, "pillow", "bicubic"),), group="geometry")]
+    if engines:
+        blob = with_resizer(pre, "opencv linear", squash=True)
+        members += [Pipeline("opencv dnn squash", blob, engine="opencv", group="engine"),
+                    Pipeline("opencv dnn blob crop", replace(blob, blob_crop=True), engine="opencv", group="engine"),
+                    Pipeline("opencv dnn linear", with_resizer(pre, "opencv linear"), engine="opencv",
+                             group="engine"),
+                    Pipeline("opencv dnn file as JPEG 60", blob, (Encode(60),), engine="opencv", group="engine")]
     suite: list[Pipeline] = []
     for member in members:
+        if photo_size is not None and (not member.fits(photo_size) or member.is_noop_on(photo_size)):
+            continue
         if not any(_same_steps(member, kept) for kept in suite):
             suite.append(member)
     return suite
 
 
-def random_pipeline(preprocessing: Preprocessing, rng: np.random.Generator) -> Pipeline:
+def random_pipeline(preprocessing: Preprocessing, rng: np.random.Generator, *,
+                    photo_size: Optional[Size] = None) -> Pipeline:
     """One random member of the family around the model's ``preprocessing``, for EOT.
 
-    Drawn independently: a resizer of :data:`RESIZER_FAMILY` (uniform); a JPEG
-    step after the resize at a quality in :data:`JPEG_RANGE` (two times in
-    three); 0 to :data:`MAX_TRIM` pixels trimmed off each side; and half the
-    time a downscale of the photo by a factor in :data:`SCALE_RANGE`.
+    Drawn independently: a resizer of :data:`RESIZER_FAMILY` (uniform); the
+    squash straight to the input size (a third of the draws, where the model
+    crops); a JPEG step after the resize at a quality in :data:`JPEG_RANGE`
+    (two times in three); then the photo steps, in this order:
+
+    * a window, one of (as often as :data:`WINDOW_SHARES` says): 0 to
+      :data:`MAX_TRIM` pixels off each side (35 %), a crop or zoom of up to
+      :data:`~breaking_nn.geometry.MAX_CROP` of each side (25 %), a centre
+      aspect crop of :data:`ASPECTS` (25 %), a shift of up to
+      :func:`~breaking_nn.geometry.max_shift` pixels off two neighbouring sides (15 %);
+    * half the time a downscale by a factor in :data:`SCALE_RANGE`;
+    * a third of the time a rotation of up to :data:`~breaking_nn.geometry.MAX_DEGREES`
+      either way (Pillow or OpenCV, bilinear or bicubic);
+    * a fifth of the time an upload (longest side 1080 or 2048, Lanczos or
+      INTER_AREA, JPEG 70-90).
+
+    With ``photo_size`` (H, W), steps that do not fit the photo are left out.
     """
     name = list(RESIZER_FAMILY)[rng.integers(len(RESIZER_FAMILY))]
+    squash = rng.random() < 1 / 3 and preprocessing.crop is not None and not preprocessing.blob_crop
     jpeg = int(rng.integers(JPEG_RANGE[0], JPEG_RANGE[1] + 1)) if rng.random() < 2 / 3 else None
-    trim = tuple(int(t) for t in rng.integers(0, MAX_TRIM + 1, size=4))
-    scale = float(rng.uniform(*SCALE_RANGE)) if rng.random() < 0.5 else 1.0
-    label = name + (f" + JPEG {jpeg}" if jpeg else "") + (f", x{scale:.2f}" if scale != 1.0 else "")
-    return Pipeline(label, with_resizer(preprocessing, name, jpeg=jpeg), trim=trim, photo_scale=scale)
+    steps: list[Step] = []
+    u = rng.random()
+    if u < WINDOW_SHARES[0]:
+        window = Trim(*(int(t) for t in rng.integers(0, MAX_TRIM + 1, size=4)))
+    elif u < sum(WINDOW_SHARES[:2]):
+        window = Crop(*(round(float(f), 3) for f in rng.uniform(0, MAX_CROP, size=4)))
+    elif u < sum(WINDOW_SHARES[:3]):
+        window = AspectCrop(*ASPECTS[rng.integers(len(ASPECTS))])
+    else:
+        limit = max_shift(photo_size) if photo_size is not None else 16
+        shift = [int(t) for t in rng.integers(0, limit + 1, size=2)]
+        window = Trim(shift[0], shift[1], 0, 0) if rng.random() < 0.5 else Trim(0, 0, shift[0], shift[1])
+    steps.append(window)
+    if rng.random() < 0.5:
+        steps.append(Scale(float(rng.uniform(*SCALE_RANGE))))
+    if rng.random() < 1 / 3:
+        steps.append(Rotate(round(float(rng.uniform(-MAX_DEGREES, MAX_DEGREES)), 2),
+                            ROTATE_LIBRARIES[rng.integers(len(ROTATE_LIBRARIES))],
+                            list(ROTATE_INTERPOLATIONS)[rng.integers(len(ROTATE_INTERPOLATIONS))]))
+    if rng.random() < 1 / 5:
+        steps.append(Upload(UPLOAD_SIDES[rng.integers(len(UPLOAD_SIDES))],
+                            UPLOAD_RESIZERS[rng.integers(len(UPLOAD_RESIZERS))],
+                            int(rng.integers(UPLOAD_QUALITY[0], UPLOAD_QUALITY[1] + 1))))
+    if photo_size is not None:
+        steps = _fitting(steps, photo_size)
+    label = (name + (" squash" if squash else "") + (f" + JPEG {jpeg}" if jpeg else "")
+             + "".join(f", {step.describe()}" for step in steps if not _is_small_trim(step)))
+    return Pipeline(label, with_resizer(preprocessing, name, jpeg=jpeg, squash=squash), tuple(steps))
+
+
+def _fitting(steps: list, size: Size) -> list:
+    """``steps`` without those that do not fit a ``size`` photo (checked in order)."""
+    kept: list = []
+    for step in steps:
+        try:
+            Pipeline("draw", _ANY_PREPROCESSING, tuple(kept + [step])).stage_sizes(size)
+        except ModelError:
+            continue
+        kept.append(step)
+    return kept
+
+
+def _is_small_trim(step) -> bool:
+    return isinstance(step, Trim) and max(step.top, step.left, step.bottom, step.right) <= MAX_TRIM
 
 
 def _same_steps(a: Pipeline, b: Pipeline) -> bool:
-    """Whether two pipelines do the very same steps (names aside)."""
+    """Whether two pipelines do the very same steps (names and groups aside)."""
     pa, pb = a.preprocessing, b.preprocessing
     if pa.resizer == "pillow" and pb.resizer == "pillow" and (pa.resample or "bilinear") == (pb.resample or "bilinear"):
         pa = replace(pa, resample=pb.resample)
-    return (pa, a.photo_jpeg, a.trim, a.photo_scale) == (pb, b.photo_jpeg, b.trim, b.photo_scale)
+    if pa.resizer == "opencv" and pb.resizer == "opencv" and (pa.interpolation or "linear") == (pb.interpolation
+                                                                                              or "linear"):
+        pa = replace(pa, interpolation=pb.interpolation)
+    return (pa, a.steps, a.engine) == (pb, b.steps, b.engine)
+
+
+_ANY_PREPROCESSING = Preprocessing(input_size=(MIN_SIDE, MIN_SIDE))

@@ -18,7 +18,12 @@ The resize is one of two libraries':
   without anti-aliasing; GoogLeNet's 2017 path, bit-identical to the blog);
 * ``resizer="pillow"``: ``Image.resize`` on the 8-bit RGB photo with
   ``resample`` (bilinear, bicubic, lanczos, box, nearest), as deployed code
-  such as Yahoo's ``classify_nsfw.py`` does; the result is 8-bit again.
+  such as Yahoo's ``classify_nsfw.py`` does; the result is 8-bit again;
+* ``resizer="opencv"``: ``cv2.resize`` on the 8-bit photo with
+  ``interpolation`` (linear, area, cubic, nearest), 8-bit result; with
+  ``blob_crop=True`` the photo is scaled by the larger of the two ratios and
+  centre-cropped to the input size, as ``cv2.dnn.blobFromImage(crop=True)``
+  does (``crop=False`` is the plain squash to the input size).
 
 The resizes are linear, up to Pillow's rounding to 8 bits; the JPEG round trip
 (Pillow's encoder, ``JPEG_SUBSAMPLING`` chroma) is not differentiable. The
@@ -27,7 +32,9 @@ to the gradient with respect to the data (:meth:`Preprocessing.adjoint`); the
 rounding and the JPEG step pass the gradient through unchanged (the
 straight-through estimate, BPDA: Athalye, Carlini and Wagner, 2018). The
 resize matrices are taken from the libraries themselves (they resize identity
-matrices; Pillow in its linear float mode ``"F"``), so each transpose is exact.
+matrices; Pillow in its linear float mode ``"F"``; OpenCV from float32 probes
+of the photo's own 2-D size with the very call the forward makes, since OpenCV
+picks its algorithm by the scale), so each transpose is exact for the float map.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
+import cv2
 import numpy as np
 from PIL import Image
 from scipy import sparse
@@ -45,7 +53,10 @@ from .errors import ModelError
 
 Size = tuple[int, int]
 CHANNEL_ORDERS = ("BGR", "RGB")
-RESIZERS = ("skimage", "pillow")
+RESIZERS = ("skimage", "pillow", "opencv")
+#: OpenCV's interpolations by the names a model file uses.
+INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC,
+                  "nearest": cv2.INTER_NEAREST}
 #: Pillow's resampling filters by the names a model file uses.
 RESAMPLES = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX,
@@ -59,27 +70,44 @@ _BLOCK = 512  # identity columns resized at a time when building a resize matrix
 def check_settings(*, resize: Optional[Size], crop: Optional[Size], mean_bgr: Optional[tuple],
                    raw_scale: float, channel_order: str, resizer: str = "skimage",
                    resample: Optional[str] = None, antialias: bool = False,
-                   jpeg_roundtrip: Optional[int] = None) -> None:
+                   jpeg_roundtrip: Optional[int] = None, interpolation: Optional[str] = None,
+                   blob_crop: bool = False) -> None:
     """Raise :class:`ModelError` unless these preprocessing settings make sense on their own.
 
     The rules a model file's ``[preprocess]`` table and :class:`Preprocessing`
     share: a known channel order, three mean values, a positive scale, a crop
     that fits inside ``resize`` (None: not known yet, not checked), a known
-    resizer, a Pillow ``resample`` filter only with ``resizer="pillow"``,
-    ``antialias`` only with scikit-image (Pillow always filters when it
-    shrinks), and a JPEG quality from 1 to 95.
+    resizer, a Pillow ``resample`` filter only with ``resizer="pillow"``, an
+    OpenCV ``interpolation`` and ``blob_crop`` only with ``resizer="opencv"``
+    (``blob_crop`` with neither resize nor crop), ``antialias`` only with
+    scikit-image (Pillow and OpenCV's area do their own), and a JPEG quality from 1 to 95.
     """
     if resizer not in RESIZERS:
-        raise ModelError(f'resizer must be "skimage" or "pillow", not {resizer!r}')
+        raise ModelError(f'resizer must be "skimage", "pillow" or "opencv", not {resizer!r}')
+    if interpolation is not None:
+        if resizer != "opencv":
+            raise ModelError(f'interpolation = {interpolation!r} is an OpenCV setting: add resizer = "opencv", '
+                             'or leave interpolation out (resample is the Pillow filter)')
+        if interpolation not in INTERPOLATIONS:
+            raise ModelError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATIONS))}, "
+                             f"not {interpolation!r}")
+    if blob_crop:
+        if resizer != "opencv":
+            raise ModelError('blob_crop is cv2.dnn.blobFromImage\'s crop=True: add resizer = "opencv", '
+                             'or leave blob_crop out')
+        if resize is not None or crop is not None:
+            raise ModelError("blob_crop scales the photo to cover the input size and centre-crops it "
+                             "(blobFromImage's crop=True): leave resize and crop out")
     if resample is not None:
         if resizer != "pillow":
             raise ModelError(f'resample = {resample!r} is a Pillow filter: add resizer = "pillow", or leave '
                              "resample out (scikit-image's resize is bilinear)")
         if resample not in RESAMPLES:
             raise ModelError(f"resample must be one of {', '.join(map(repr, RESAMPLES))}, not {resample!r}")
-    if antialias and resizer == "pillow":
-        raise ModelError('antialias is a scikit-image option: Pillow always filters when it shrinks; '
-                         'leave antialias out with resizer = "pillow"')
+    if antialias and resizer != "skimage":
+        how = ("Pillow always filters when it shrinks" if resizer == "pillow"
+               else 'OpenCV\'s interpolation = "area" is its filtered shrink')
+        raise ModelError(f'antialias is a scikit-image option: {how}; leave antialias out with resizer = "{resizer}"')
     if jpeg_roundtrip is not None and (isinstance(jpeg_roundtrip, bool) or not isinstance(jpeg_roundtrip, int)
                                        or not 1 <= jpeg_roundtrip <= 95):
         raise ModelError(f"jpeg_roundtrip must be a JPEG quality, a whole number from 1 to 95, not {jpeg_roundtrip!r}")
@@ -106,10 +134,20 @@ class Preprocessing:
             with the default ``raw_scale``); None: nothing subtracted.
         raw_scale: 0-1 image values are multiplied by this (default 255).
         channel_order: "BGR" (Caffe's ImageNet models) or "RGB".
-        resizer: "skimage" (``caffe.io``'s resize, float) or "pillow"
-            (``Image.resize`` on the 8-bit photo, 8-bit result).
+        resizer: "skimage" (``caffe.io``'s resize, float), "pillow"
+            (``Image.resize`` on the 8-bit photo, 8-bit result) or "opencv"
+            (``cv2.resize`` on the 8-bit photo, 8-bit result).
         resample: Pillow's filter: "bilinear" (default), "bicubic",
             "lanczos", "box" or "nearest"; only with ``resizer="pillow"``.
+        interpolation: OpenCV's: "linear" (default), "area", "cubic" or
+            "nearest"; only with ``resizer="opencv"``.
+        blob_crop: ``cv2.dnn.blobFromImage``'s ``crop=True``: scale the photo
+            by the larger of input/photo height and width ratios (float32, as
+            OpenCV computes it; ``cv2.resize(fx=, fy=)``), then centre-crop to
+            ``input_size``; only with ``resizer="opencv"`` and without resize
+            or crop. False with ``resizer="opencv"`` and no resize: the squash
+            (``crop=False``). Either way the resize is rounded to 8 bits before
+            the channel swap, scale and mean, as blobFromImage does.
         antialias: scikit-image's Gaussian pre-filter before a down-sizing
             resize (False: the 2017 ``caffe.io`` behaviour GoogLeNet's numbers need).
         jpeg_roundtrip: re-encode the resized image as JPEG at this quality
@@ -132,11 +170,16 @@ class Preprocessing:
     resizer: str = "skimage"
     resample: Optional[str] = None
     jpeg_roundtrip: Optional[int] = None
+    interpolation: Optional[str] = None
+    blob_crop: bool = False
 
     def __post_init__(self) -> None:
-        check_settings(resize=self.resized_size, crop=self.crop, mean_bgr=self.mean_bgr,
+        check_settings(resize=self.resize, crop=self.crop, mean_bgr=self.mean_bgr,
                        raw_scale=self.raw_scale, channel_order=self.channel_order, resizer=self.resizer,
-                       resample=self.resample, antialias=self.antialias, jpeg_roundtrip=self.jpeg_roundtrip)
+                       resample=self.resample, antialias=self.antialias, jpeg_roundtrip=self.jpeg_roundtrip,
+                       interpolation=self.interpolation, blob_crop=self.blob_crop)
+        check_settings(resize=self.resized_size, crop=self.crop, mean_bgr=None, raw_scale=1.0,
+                       channel_order=self.channel_order)  # the crop against the default resize too
         if self.output_size != tuple(self.input_size):
             raise ModelError(f"preprocessing makes {list(self.output_size)} images but the network takes "
                              f"{list(self.input_size)}: set crop (or resize) to the network's input size")
@@ -144,17 +187,25 @@ class Preprocessing:
     # -- sizes ---------------------------------------------------------------------
     @property
     def resized_size(self) -> Size:
-        """(H', W'): the size after the resize step."""
+        """(H', W'): the size after the resize step (with ``blob_crop``: the crop's, see :meth:`resized_size_for`)."""
         return tuple(self.resize) if self.resize is not None else tuple(self.input_size)
+
+    def resized_size_for(self, image_size: Size) -> Size:
+        """(H', W') after the resize of an ``image_size`` (H, W) photo: :attr:`resized_size`, or blob_crop's cover."""
+        if not self.blob_crop:
+            return self.resized_size
+        return opencv_call(image_size, self.resized_size, cover=True)[0]
 
     @property
     def output_size(self) -> Size:
         """(h, w): the size of the data, after the crop."""
         return tuple(self.crop) if self.crop is not None else self.resized_size
 
-    def crop_box(self) -> tuple[int, int, int, int]:
-        """(top, left, h, w) of the centre crop inside the resized image."""
-        (rh, rw), (h, w) = self.resized_size, self.output_size
+    def crop_box(self, image_size: Optional[Size] = None) -> tuple[int, int, int, int]:
+        """(top, left, h, w) of the centre crop inside the resized image (``image_size``: needed with blob_crop)."""
+        if self.blob_crop and image_size is None:
+            raise ModelError("blob_crop's crop box depends on the photo: pass crop_box(image_size)")
+        (rh, rw), (h, w) = self.resized_size_for(image_size) if self.blob_crop else self.resized_size, self.output_size
         top, left = (rh - h) // 2, (rw - w) // 2
         return top, left, h, w
 
@@ -172,7 +223,7 @@ class Preprocessing:
         return (bgr if self.channel_order == "BGR" else bgr[::-1]).reshape(3, 1, 1)
 
     # -- image -> data ---------------------------------------------------------------
-    def forward(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
+    def forward(self, image: np.ndarray, *, fast: bool = False, resized: Optional[np.ndarray] = None) -> np.ndarray:
         """(H, W, 3) RGB image -> (3, h, w) float32 data (see the module docstring).
 
         ``image`` is float 0-1 (from ``load_image``) or uint8 0-255 (a photo's
@@ -181,14 +232,16 @@ class Preprocessing:
         ``fast=True``: scikit-image's resize is applied as the very matrices
         the adjoint uses (the same linear map, float32 rounding aside; no
         full-resolution Gaussian filter): for gradient estimates, never verdicts.
+        ``resized``: :meth:`resize_only` of ``image``, when already made (pipelines
+        that share the resize and differ after it, e.g. in the JPEG step); not changed.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.resize_image(image, fast=fast)
-        top, left, h, w = self.crop_box()
+        x = self.encoded(self.resize_only(image, fast=fast) if resized is None else resized)
+        top, left, h, w = self.crop_box(image.shape[:2])
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
         if self._mean is not None:
@@ -197,17 +250,32 @@ class Preprocessing:
 
     def resize_image(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
         """The resize (and JPEG) steps: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3) float32 0-1."""
+        return self.encoded(self.resize_only(image, fast=fast))
+
+    def resize_key(self) -> tuple:
+        """What :meth:`resize_only` depends on besides the image: equal keys, equal resizes."""
+        return (self.resizer, self.resample, self.interpolation, self.antialias, self.blob_crop, self.resized_size)
+
+    def encoded(self, resized: np.ndarray) -> np.ndarray:
+        """The JPEG step (if any) of a resized (H', W', 3) image: float32 0-1 (a new array only if re-encoded)."""
+        if self.jpeg_roundtrip is not None:
+            resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
+        return as_float(resized)
+
+    def resize_only(self, image: np.ndarray, *, fast: bool = False) -> np.ndarray:
+        """The resize step alone: (H, W, 3) RGB, uint8 or float 0-1 -> (H', W', 3), uint8 (Pillow, OpenCV) or float32."""
         if self.resizer == "pillow":
             resized = pillow_resize(as_uint8(image), self.resized_size, self.resample or "bilinear")
+        elif self.resizer == "opencv":
+            size, scale = opencv_call(image.shape[:2], self.resized_size, cover=self.blob_crop)
+            resized = opencv_resize(as_uint8(image), size, scale, self.interpolation or "linear")
         elif image.shape[:2] != self.resized_size and fast:
             resized = self._matrix_resize(image)
         elif image.shape[:2] != self.resized_size:
             resized = resize_image(image, self.resized_size, antialias=self.antialias)
         else:
             resized = as_float(image)
-        if self.jpeg_roundtrip is not None:
-            resized = jpeg_roundtrip(as_uint8(resized), self.jpeg_roundtrip)
-        return as_float(resized)
+        return resized
 
     def _matrix_resize(self, image: np.ndarray) -> np.ndarray:
         """scikit-image's resize as ``rows @ channel @ cols^T``, with caffe.io's min-max stretch kept exact."""
@@ -224,7 +292,8 @@ class Preprocessing:
             out += lo * (1 - ones)[:, :, None]
         return np.clip(out, lo, hi, out=out)  # scikit-image's clip to the input's range
 
-    def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def adjoint(self, grad: np.ndarray, image_size: Size, *, out: Optional[np.ndarray] = None,
+                grid_map=None) -> np.ndarray:
         """Transpose of :meth:`forward`'s linear part: d/d data (3, h, w) -> d/d image (H, W, 3) float32.
 
         ``grad`` is a gradient with respect to the data (per data unit);
@@ -233,7 +302,10 @@ class Preprocessing:
         rounding and the JPEG step count as the identity (straight-through).
         ``out``: a (3, H, W) float32 array (CHW: each channel contiguous) the
         result is *added* to, so several gradients sum without a full-size copy
-        each; the returned (H, W, 3) array is a view of it.
+        each; the returned (H, W, 3) array is a view of it. ``grid_map``: a
+        function applied to the gradient on the resized grid, (3, H', W') ->
+        (3, H', W'), before the resize's transpose (a rotation's transpose at
+        the network's scale: :mod:`breaking_nn.pipelines`).
         """
         grad = np.asarray(grad, np.float32)
         if grad.shape != (3, *self.output_size):
@@ -243,11 +315,13 @@ class Preprocessing:
             out = np.zeros((3, H, W), np.float32)
         g = np.empty_like(grad)
         g[self._channels] = grad * np.float32(self.raw_scale)
-        rh, rw = self.resized_size
-        top, left, h, w = self.crop_box()
+        rh, rw = self.resized_size_for((H, W))
+        top, left, h, w = self.crop_box((H, W))
         canvas = np.zeros((3, rh, rw), np.float32)
         canvas[:, top:top + h, left:left + w] = g
-        if (H, W) == (rh, rw) and self.resizer == "skimage":
+        if grid_map is not None:
+            canvas = grid_map(canvas)
+        if (H, W) == (rh, rw) and self.resizer != "pillow":  # Pillow's own resample even then; the others copy
             out += canvas
         else:
             rows_t, cols = self.resize_matrices(H, W)  # (H, rh), (rw, W)
@@ -274,7 +348,12 @@ class Preprocessing:
 
         Returns (rows^T (height, H'), cols (W', width)), the forms the adjoint
         multiplies by: resized = rows @ image @ cols^T for each channel.
+        OpenCV's pair is read off the 2-D call at this very size (float32 map;
+        the 8-bit rounding is not in it).
         """
+        if self.resizer == "opencv":
+            size, scale = opencv_call((height, width), self.resized_size, cover=self.blob_crop)
+            return opencv_matrices(height, width, size, scale, self.interpolation or "linear")
         rh, rw = self.resized_size
         option = (self.resample or "bilinear") if self.resizer == "pillow" else self.antialias
         return transposed(self.resizer, height, rh, option), one_d_matrix(self.resizer, width, rw, option)
@@ -312,6 +391,76 @@ def pillow_resize(photo: np.ndarray, size: Size, resample: str = "bilinear") -> 
         return photo
     resized = Image.fromarray(photo, "RGB").resize((size[1], size[0]), RESAMPLES[resample])
     return np.asarray(resized)
+
+
+def opencv_call(image_size: Size, size: Size, *, cover: bool = False) -> tuple[Size, Optional[float]]:
+    """How the OpenCV resize of an ``image_size`` (H, W) photo is called: ((H', W') it makes, fx = fy or None).
+
+    ``cover=False``: ``cv2.resize(photo, (W', H'))`` to ``size``, scale None.
+    ``cover=True``: blobFromImage's ``crop=True``: the factor is
+    ``max(w / (float)W, h / (float)H)`` in float32 and the call is
+    ``cv2.resize(photo, None, fx=f, fy=f)``, which makes ``(round(H f), round(W f))``
+    (OpenCV rounds half to even, as ``np.rint``).
+    """
+    if not cover:
+        return tuple(size), None
+    (H, W), (h, w) = image_size, size
+    f = float(max(np.float32(w) / np.float32(W), np.float32(h) / np.float32(H)))
+    return (int(np.rint(H * f)), int(np.rint(W * f))), f
+
+
+def opencv_resize(image: np.ndarray, size: Size, scale: Optional[float], interpolation: str) -> np.ndarray:
+    """``cv2.resize`` of an (H, W[, C]) array to ``size`` (H', W'), as :func:`opencv_call` says to call it.
+
+    uint8 in: uint8 out (OpenCV's fixed-point weights, rounded and saturated);
+    float32 in: float32 out (the float map). The same size is a copy, as in OpenCV.
+    """
+    if image.shape[:2] == tuple(size):
+        return image.copy()
+    if scale is None:
+        return cv2.resize(image, (size[1], size[0]), interpolation=INTERPOLATIONS[interpolation])
+    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=INTERPOLATIONS[interpolation])
+    if out.shape[:2] != tuple(size):  # opencv_call's rounding no longer OpenCV's: a bug, not bad input
+        raise RuntimeError(f"cv2.resize made {out.shape[:2]}, not the expected {size}")
+    return out
+
+
+@lru_cache(maxsize=16)
+def opencv_matrices(height: int, width: int, size: Size, scale: Optional[float],
+                    interpolation: str) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """OpenCV's resize of a ``height`` x ``width`` photo as (rows^T (height, H'), cols (W', width)), float32.
+
+    Read off ``cv2.resize`` itself at this very 2-D size and call (OpenCV picks
+    its algorithm by both scales: integer factors, 2x, area's paths): float32
+    probes constant along one axis and comb-shaped along the other (see
+    :func:`library_matrix`), each one full-size 2-D resize. OpenCV's
+    interpolations are separable with rows summing to one, so a probe constant
+    along x gives the row matrix in every column. The 8-bit resize is this
+    float map plus OpenCV's fixed-point rounding.
+    """
+    rh, rw = size
+
+    def along_rows(basis: np.ndarray) -> np.ndarray:  # (height, k) -> (rh, k)
+        columns = []
+        for k in range(basis.shape[1]):
+            probe = np.repeat(basis[:, k:k + 1].astype(np.float32), width, axis=1)
+            columns.append(opencv_resize(probe, size, scale, interpolation)[:, 0])
+        return np.stack(columns, axis=1)
+
+    def along_cols(basis: np.ndarray) -> np.ndarray:  # (width, k) -> (rw, k)
+        rows = []
+        for k in range(basis.shape[1]):
+            probe = np.repeat(basis[:, k][None, :].astype(np.float32), height, axis=0)
+            rows.append(opencv_resize(probe, size, scale, interpolation)[0, :])
+        return np.stack(rows, axis=1)
+
+    def matrix(n_in: int, n_out: int, resize_columns) -> sparse.csr_matrix:
+        step = n_in / n_out
+        reach = int(np.ceil(max(step, 1.0))) + 3  # area reads ceil(step) + 1 inputs, cubic 4, linear 2
+        return library_matrix(n_in, n_out, resize_columns, reach, (np.arange(n_out) + 0.5) * step - 0.5)
+
+    rows = matrix(height, rh, along_rows)
+    return rows.T.tocsr(), matrix(width, rw, along_cols)
 
 
 def jpeg_roundtrip(photo: np.ndarray, quality: int) -> np.ndarray:

@@ -83,8 +83,9 @@ def draw_suite(ax, result: PhotoAttackResult) -> None:
     rows = suite.rows[::-1]
     bars = ax.barh([row.name for row in rows], [row.goal_probability for row in rows],
                    color=["tab:gray" if row.fooled else "tab:red" for row in rows])
-    ax.bar_label(bars, labels=[f"{row.goal_probability:.2f}" for row in rows], padding=2, fontsize=7)
-    ax.tick_params(axis="y", labelsize=7)
+    size = 7 if len(rows) <= 14 else 4.5  # a suite of 20-33 members in the same panel
+    ax.bar_label(bars, labels=[f"{row.goal_probability:.2f}" for row in rows], padding=2, fontsize=size)
+    ax.tick_params(axis="y", labelsize=size)
     ax.set_xlim(0, 1.15)
     goal = "p(target)" if result.target is not None else "p(original class)"
     ax.set_xlabel(goal)

@@ -150,6 +150,21 @@ def open_nsfw(open_nsfw_model_file) -> bnn.Classifier:
     return bnn.load_model(open_nsfw_model_file)
 
 
+@pytest.fixture(scope="session")
+def open_nsfw_attack(open_nsfw):
+    """``attack(name)``: the default robust attack (epsilon 4, until 0.9) of scikit-image's photo ``name`` to
+    open_nsfw's class 1, run once a session (several tests judge the same four attacks; each saves its own file)."""
+    from skimage import data as skdata
+
+    done = {}
+
+    def attack(name: str):
+        if name not in done:
+            done[name] = bnn.attack_photo(open_nsfw, getattr(skdata, name)(), 1)
+        return done[name]
+    return attack
+
+
 class LoopbackServer:
     """An HTTP server on ``host`` (a loopback address) serving ``routes``: path -> (status, body, headers)."""
 

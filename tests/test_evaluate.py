@@ -26,6 +26,7 @@ from breaking_nn.evaluate import (TIMING_COLUMNS, columns, evaluate, minimal_eps
                                   success_rates, summarize)
 from breaking_nn.metrics import perturbation_metrics
 from breaking_nn.result_table import sidecar_path
+from breaking_nn.suite import check_suite
 
 from conftest import sigint_as_in_a_terminal
 
@@ -114,6 +115,10 @@ def test_one_row_per_file_and_minimal_epsilon_is_the_boundary(exact_table, tiny_
         metrics = perturbation_metrics(photo, adversarial)
         assert metrics.linf <= m
         assert row.l2 == pytest.approx(metrics.l2) and row.ssim == pytest.approx(metrics.ssim)
+        suite = check_suite(tiny_model, adversarial, target=0, original_class=row.original_class)
+        missed = row.suite_missed if isinstance(row.suite_missed, str) else ""  # the members not fooled, engines named
+        assert missed == "; ".join(f"{r.name} ({r.engine})" for r in suite.rows if not r.fooled)
+        assert row.suite_fraction == pytest.approx(suite.fraction)
         assert row.attacks >= len(EPSILONS) and row.attacks <= len(EPSILONS) + 3  # bisection within (e/2, e]
 
 

@@ -79,7 +79,19 @@ BAD = [
      "predicts 3 classes but the label list has 2"),
     ("preprocessing that does not give the input size", lambda t: t + "resize = [20, 20]\n",
      r"makes \[20, 20\] images but the network takes \[16, 16\]"),
-    ("unknown resizer", lambda t: t + 'resizer = "opencv"\n', 'resizer must be "skimage" or "pillow", not \'opencv\''),
+    ("unknown resizer", lambda t: t + 'resizer = "cv2"\n', 'resizer must be "skimage", "pillow" or "opencv", not \'cv2\''),
+    ("unknown interpolation", lambda t: t + 'resizer = "opencv"\ninterpolation = "lanczos"\n',
+     "interpolation must be one of 'linear', 'area', 'cubic', 'nearest', not 'lanczos'"),
+    ("interpolation without OpenCV", lambda t: t + 'interpolation = "area"\n',
+     'interpolation = \'area\' is an OpenCV setting: add resizer = "opencv"'),
+    ("interpolation with Pillow", lambda t: t + 'resizer = "pillow"\ninterpolation = "area"\n',
+     'is an OpenCV setting: add resizer = "opencv"'),
+    ("blob_crop without OpenCV", lambda t: t + "blob_crop = true\n", 'blob_crop is .*crop=True: add resizer = "opencv"'),
+    ("blob_crop with resize", lambda t: t + 'resizer = "opencv"\nblob_crop = true\nresize = [16, 16]\n',
+     "leave resize and crop out"),
+    ("blob_crop not a boolean", lambda t: t + 'resizer = "opencv"\nblob_crop = 1\n', "key 'blob_crop' must be true or false"),
+    ("antialias with OpenCV", lambda t: t + 'resizer = "opencv"\nantialias = true\n',
+     "antialias is a scikit-image option: OpenCV's interpolation = \"area\""),
     ("unknown resample", lambda t: t + 'resizer = "pillow"\nresample = "hamming"\n',
      "resample must be one of 'bilinear', 'bicubic', 'lanczos', 'box', 'nearest', not 'hamming'"),
     ("resample without Pillow", lambda t: t + 'resample = "bicubic"\n', 'add resizer = "pillow"'),
@@ -189,3 +201,15 @@ def test_model_file_urls_are_tried_in_order(tiny_folder, http_server, refused_ur
     assert (tiny_folder / "tiny.caffemodel").read_bytes() == body
     assert http_server.hits == {"/wrong.caffemodel": 1, "/tiny.caffemodel": 1}
     assert model.n_classes == 3
+
+
+@pytest.mark.slow
+def test_an_opencv_model_file_preprocesses_as_blob_from_image(tiny_folder):
+    import cv2
+
+    path = tiny_folder / "model.toml"
+    path.write_text(GOOD + 'mean_bgr = [104, 117, 123]\nresizer = "opencv"\nblob_crop = true\n')
+    model = bnn.load_model(path)
+    photo = np.random.default_rng(1).integers(0, 256, (40, 27, 3), dtype=np.uint8)  # RGB
+    blob = cv2.dnn.blobFromImage(photo[:, :, ::-1].copy(), 1.0, (16, 16), (104, 117, 123), swapRB=False, crop=True)
+    np.testing.assert_array_equal(model.preprocess(photo), blob[0])

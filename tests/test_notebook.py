@@ -1,4 +1,5 @@
 """The tutorial notebook, executed by a real kernel (papermill), and the figures command."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,9 @@ def test_photo_notebook_fools_open_nsfw_and_verifies_the_saved_file(tmp_path, op
                                           "epsilon": 4, "out": str(out), "report": str(report)})
     assert "reached after" in text and "verified: " in text and "NOT verified" not in text
     assert "mode: robust (6 pipelines a step, seed 0)" in text
-    assert "file as JPEG 75" in text and "fooled under 12 of 12 pipelines" in text
+    assert "file as JPEG 75" in text and "rotate +5" in text and "[geometry]" in text
+    fooled, total = map(int, re.search(r"fooled under (\d+) of (\d+) pipelines", text).groups())
+    assert total >= 20 and fooled >= total - 1  # the goal plus 95 % of the suite
     assert "L-inf: " in text and "PSNR: " in text and "top 5 after: 1 (not safe for work)" in text
     assert [o for c in code for o in c.outputs if "image/png" in o.get("data", {})], "no report figure drawn"
     # the file the notebook wrote, checked here independently

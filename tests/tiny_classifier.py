@@ -49,6 +49,23 @@ layer { name: "fc" type: "InnerProduct" bottom: "pool1" top: "fc"
     return 'name: "TinyStripes"\n' + inputs + body + head
 
 
+#: (old, new) edits of the deploy prototxt: a layer OpenCV 4.11's dnn lacks (Caffe runs it) ...
+OPENCV_LACKS = ('layer { name: "relu1"', 'layer { name: "thr" type: "Threshold" bottom: "conv1" top: "conv1" '
+                'threshold_param { threshold: 0.5 } }\nlayer { name: "relu1"')
+#: ... and one this Caffe lacks (OpenCV runs it). The weights stay those of the plain net.
+CAFFE_LACKS = ('type: "ReLU"', 'type: "Mish"')
+
+
+def write_deploy(path: Path, edit: "tuple[str, str] | None" = None) -> Path:
+    """Write the deploy prototxt (batch 1) to ``path``, with ``edit`` = (old, new) applied; return ``path``."""
+    text = net_prototxt(1, train=False)
+    if edit is not None:
+        assert edit[0] in text, edit
+        text = text.replace(*edit)
+    path.write_text(text)
+    return path
+
+
 def to_data(images: np.ndarray) -> np.ndarray:
     """(n, H, W, 3) RGB 0-1 -> (n, 3, H, W) BGR 0-255, as Classifier.preprocess does."""
     return (images[..., ::-1] * 255.0).transpose(0, 3, 1, 2).astype(np.float32)
@@ -60,7 +77,7 @@ def train(workdir: Path, *, iterations: int = 400, batch: int = 64, seed: int = 
     caffe.set_mode_cpu()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "train.prototxt").write_text(net_prototxt(batch, train=True))
-    (workdir / "deploy.prototxt").write_text(net_prototxt(1, train=False))
+    write_deploy(workdir / "deploy.prototxt")
     (workdir / "labels.txt").write_text("\n".join(CLASSES) + "\n")
     (workdir / "solver.prototxt").write_text(
         f'train_net: "{workdir / "train.prototxt"}"\n'
