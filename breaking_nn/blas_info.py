@@ -10,7 +10,8 @@ without importing caffe.
 >>> print(caffe_blas())          # doctest: +SKIP
 OpenBLAS 0.3.21, kernel SkylakeX (/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0)
 
-``python -m breaking_nn.blas_info`` prints that line.
+``python -m breaking_nn.blas_info`` prints that line; :func:`machine_summary` adds the CPU
+(every benchmark script prints it above its figures).
 """
 from __future__ import annotations
 
@@ -89,6 +90,25 @@ def describe(library: str) -> BlasInfo:
             return BlasInfo(library, api=entry.get("internal_api"), version=entry.get("version"), kernel=kernel,
                             threads=entry.get("num_threads"))
     return BlasInfo(library)
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo and whether it has AVX-512 (e.g. "Intel(R) Xeon(R) Processor, AVX-512")."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()  # the first CPU
+        info = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    name = info.get("model name", "unknown CPU")
+    flags = info.get("flags", "").split()
+    return f"{name}, {'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'}"
+
+
+def machine_summary() -> str:
+    """One line for a benchmark's figures: the CPU, its CPU count and the BLAS kernel Caffe runs on."""
+    return f"CPU {cpu_name()} ({os.cpu_count()} CPUs); BLAS {caffe_blas()}"
 
 
 if __name__ == "__main__":

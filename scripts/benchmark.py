@@ -32,6 +32,7 @@ import numpy as np
 
 import breaking_nn as bnn
 from breaking_nn import attack, paths
+from breaking_nn.blas_info import machine_summary
 from breaking_nn.blog_reference import blog_trick
 from breaking_nn.generated import generate_weights
 
@@ -123,6 +124,7 @@ def main() -> None:
     print(f"GoogLeNet, batch 1, CPU ({os.cpu_count()} cores, {platform.platform()}), {datetime.date.today()}; "
           f"{args.steps - 1} steps a round, median of {args.repeats} interleaved rounds; "
           f"load average {os.getloadavg()[0]:.1f}:")
+    print(f"  {machine_summary()}")
     print(f"  (a) blog's loop (2 forward + 1 stock backward): {ms['a']:7.1f} ms/step")
     print(f"  (b) breaking_nn.attack.trick (1 forward + 1 data-only backward): {ms['b']:7.1f} ms/step")
     if torch_side:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from breaking_nn.blas_info import machine_summary
 
 
 def write_photos(folder: Path, n: int) -> None:
@@ -109,10 +110,11 @@ def main() -> None:
         args.model = str(fetch_open_nsfw(cache / "models" / "open_nsfw"))
     batches = [int(b) for b in args.batches.split(",")]
     modes = args.modes.split(",")
+    print(machine_summary())
     net_only(args.model, batches, max(3, args.rounds))
     if args.net_only:
         return
-    print(f"evaluate --batch on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+    print(f"evaluate --batch: "
           f"{args.photos} photos, epsilon {args.epsilon}, {args.max_steps} steps each; model {args.model}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"

@@ -30,6 +30,7 @@ import numpy as np
 
 import breaking_nn as bnn
 from breaking_nn import paths
+from breaking_nn.blas_info import machine_summary
 from breaking_nn.generated import generate_weights
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -95,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     blas = load_openblas()
     threads = os.environ.get("OPENBLAS_NUM_THREADS", f"default ({os.cpu_count()} CPUs)")
-    print(f"OpenBLAS: libopenblas.so.0, threads {threads}")
+    print(f"OpenBLAS: libopenblas.so.0, threads {threads}; {machine_summary()}")
 
     peak_s = median_seconds([sgemm_call(blas, 2048, 2048, 2048)], args.repeats)
     peak = 2 * 2048 ** 3 / peak_s / 1e9

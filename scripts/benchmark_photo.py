@@ -84,12 +84,13 @@ def main(argv=None) -> int:
         raise SystemExit(f"{TIME} (GNU time) is missing: sudo apt-get install time")
 
     import breaking_nn as bnn
+    from breaking_nn.blas_info import machine_summary
     from breaking_nn.eot import DEFAULT_SAMPLES
     from breaking_nn.open_nsfw import fetch_open_nsfw
 
     cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
     model_file = fetch_open_nsfw(cache / "models" / "open_nsfw")
-    print(f"breaking-nn attack, robust ({DEFAULT_SAMPLES} pipelines a step), open_nsfw, CPU, {os.cpu_count()} cores")
+    print(f"breaking-nn attack, robust ({DEFAULT_SAMPLES} pipelines a step), open_nsfw; {machine_summary()}")
     print(f"{'photo':>8} {'pixels':>12} {'s/step':>8} {'peak RSS':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -54,6 +54,17 @@ def test_the_named_kernel_is_the_one_caffes_openblas_reports():
     assert printed == str(info) and f"kernel {info.kernel} ({library})" in printed
 
 
+@pytest.mark.slow
+def test_a_benchmark_prints_the_cpu_and_the_kernel_its_figures_ran_on():
+    library = linked_blas(libcaffe_path())
+    kernel = corename_asked_in_a_fresh_process(library)
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_gemm.py"), "--repeats", "1"],
+                         capture_output=True, text=True, check=True, cwd=REPO).stdout
+    header = out.splitlines()[0]
+    assert f"kernel {kernel} ({library})" in header and f"({os.cpu_count()} CPUs)" in header
+    assert "GFLOP/s" in out
+
+
 @pytest.mark.skipif(build_info().get("device") != "cpu", reason="the gate runs in CPU builds only")
 @pytest.mark.image
 def test_the_build_records_the_gate_and_the_kernel_it_ran_under():

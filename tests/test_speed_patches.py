@@ -297,3 +297,42 @@ def test_caffes_gtests_passed_in_the_build():
     assert set(results) >= {"pooling_layer", "lrn_layer", "im2col_layer", "convolution_layer", "inner_product_layer"}, info
     for name, result in results.items():
         assert re.fullmatch(r"\d+ tests?\.", result), (name, result)
+
+
+def openblas_sgemm():
+    """cblas_sgemm of the very BLAS libcaffe links (a (library path, function) pair), or a skip if it is not OpenBLAS."""
+    import ctypes
+
+    from breaking_nn.blas_info import caffe_blas
+
+    info = caffe_blas()
+    if info.api != "openblas":
+        pytest.skip(f"Caffe links {info.library}, not OpenBLAS")
+    lib = ctypes.CDLL(info.library)
+    i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    lib.cblas_sgemm.argtypes = [i, i, i, i, i, i, f, p, i, p, i, f, p, i]
+    lib.cblas_sgemm.restype = None
+    return info, lib.cblas_sgemm
+
+
+def test_gemm_beta_zero_as_memset_then_add_gives_the_stock_bits_under_this_kernel():
+    """Patch 0008 replaces sgemm(beta = 0) by memset + sgemm(beta = 1). On this machine's own kernel (never
+    OPENBLAS_CORETYPE changed), both give the same bits at GoogLeNet's convolution and inner-product shapes
+    and at random ones, every transpose: the claim holds per kernel, as the README says."""
+    info, sgemm = openblas_sgemm()
+    row_major, no_trans, trans = 101, 111, 112
+    rng = np.random.default_rng(8)
+    shapes = [(64, 3136, 147), (192, 784, 576), (128, 196, 832), (384, 49, 1728), (2, 10, 60), (1000, 1, 1024)]
+    shapes += [tuple(int(x) for x in rng.integers(1, 300, 3)) for _ in range(20)]
+    for m, n, k in shapes:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+                b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+                outputs = []
+                for beta, start in ((0.0, np.nan), (1.0, 0.0)):  # stock: C ignored; patched: C memset to 0
+                    c = np.full((m, n), start, np.float32)
+                    sgemm(row_major, trans if trans_a else no_trans, trans if trans_b else no_trans, m, n, k, 1.0,
+                          a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta, c.ctypes.data, n)
+                    outputs.append(c.view(np.uint32))
+                assert np.array_equal(*outputs), (info, m, n, k, trans_a, trans_b)
