@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .model import Classifier
-from .pipelines import Pipeline, model_pipeline, random_pipeline
+from .pipelines import Pipeline, model_pipeline, random_pipeline, summed_adjoint
 
 #: Default number of pipelines per step in the robust mode (measured: see the README's photo section).
 DEFAULT_SAMPLES = 6
@@ -68,12 +68,13 @@ def summed_gradient(photo_size: tuple[int, int], pipelines: list[Pipeline], prob
 
     ``probs`` (k, K) and ``grads`` (k, 3, h, w) are the passes' results for
     the pipelines' data; each gradient is divided by its p(label) and sent
-    back through its pipeline's adjoint.
+    back through its pipeline's adjoint, all k at once
+    (:func:`~breaking_nn.pipelines.summed_adjoint`: each full-resolution row
+    is written once a step, not once a pipeline).
     """
-    total = np.zeros((3, *photo_size), np.float32)  # CHW: each channel contiguous while summing
-    for pipeline, grad, p in zip(pipelines, grads, probs):
-        pipeline.adjoint(grad / max(float(p[label]), _P_FLOOR), photo_size, out=total)
-    return total.transpose(1, 2, 0)
+    factors = [pipeline.adjoint_factors(grad / max(float(p[label]), _P_FLOOR), photo_size)
+               for pipeline, grad, p in zip(pipelines, grads, probs)]
+    return summed_adjoint(factors, photo_size).transpose(1, 2, 0)  # CHW inside: each channel contiguous
 
 
 def eot_gradient(model: Classifier, photo: np.ndarray, label: int,

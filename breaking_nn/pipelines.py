@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
+from scipy import sparse
 
 from .errors import ModelError
 from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
@@ -165,6 +166,31 @@ class Pipeline:
         self._adjoint_into(0, np.asarray(grad, np.float32), sizes, out, self._grid_map(sizes))
         return out.transpose(1, 2, 0)
 
+    def adjoint_factors(self, grad: np.ndarray, photo_size: Size) -> tuple[np.ndarray, sparse.csr_matrix,
+                                                                             sparse.csr_matrix]:
+        """:meth:`adjoint` as one separable map: (canvas (3, h', w') float32 RGB, rows (h', H), cols (w', W)).
+
+        ``rows.T @ canvas[c] @ cols`` is channel c of :meth:`adjoint` (within
+        float32 rounding): the model's resize, each resize and each window of
+        the photo steps multiplied into one banded pair (float32 CSR); the
+        crop, channel order, scale and a rotation's transpose (on the model's
+        resize grid) are in the canvas; re-encodes and rounding are the identity.
+        :func:`summed_adjoint` sums many pipelines' with one full-resolution pass.
+        """
+        sizes = self.stage_sizes(photo_size)
+        pre, (h, w) = self.preprocessing, sizes[-1]
+        canvas = pre.adjoint_canvas(grad, sizes[-1], grid_map=self._grid_map(sizes))
+        if pre.resizes(sizes[-1]):
+            rows_t, cols = pre.resize_matrices(h, w)
+            rows = rows_t.T
+        else:
+            rows, cols = sparse.identity(h, np.float32, format="csr"), sparse.identity(w, np.float32, format="csr")
+        for step, size in reversed(list(zip(self.steps, sizes))):
+            pair = step.matrices(size)  # (rows (h', H), cols (w', W)); None: the identity for gradients
+            if pair is not None:
+                rows, cols = rows @ pair[0], cols @ pair[1]
+        return canvas, sparse.csr_matrix(rows, dtype=np.float32), sparse.csr_matrix(cols, dtype=np.float32)
+
     def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
         """Add d/d (the photo before step ``k``) to ``out`` (3, *sizes[k])."""
         if k == len(self.steps):
@@ -229,6 +255,29 @@ class Pipeline:
         if self.engine == "opencv":
             parts.append("OpenCV dnn")
         return ", ".join(parts)
+
+
+def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:
+    """(3, H, W) float32, RGB: the sum of several pipelines' :meth:`Pipeline.adjoint_factors` on one photo.
+
+    ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as ``[rows_1; ...; rows_k].T @
+    [canvas_1[c] @ cols_1; ...]``: the small products first, then one banded
+    product that writes each full-resolution row once for all k pipelines
+    (not once a pipeline), in bands of rows (no full-size temporary).
+    """
+    H, W = photo_size
+    rows_t = sparse.vstack([rows for _, rows, _ in factors], format="csr").T.tocsr()  # (H, sum of h')
+    out = np.empty((3, H, W), np.float32)
+    middle = np.empty((rows_t.shape[1], W), np.float32)  # C order: scipy would copy any other for every band
+    band = max(1, (1 << 22) // max(1, W))
+    for c in range(3):
+        top = 0
+        for canvas, rows, cols in factors:
+            middle[top:top + rows.shape[0]] = (cols.T @ canvas[c].T).T  # canvas_p[c] @ cols_p: (h', W)
+            top += rows.shape[0]
+        for top in range(0, H, band):
+            out[c, top:top + band] = rows_t[top:top + band] @ middle
+    return out
 
 
 def model_pipeline(preprocessing: Preprocessing) -> Pipeline:

@@ -307,27 +307,39 @@ class Preprocessing:
         (3, H', W'), before the resize's transpose (a rotation's transpose at
         the network's scale: :mod:`breaking_nn.pipelines`).
         """
-        grad = np.asarray(grad, np.float32)
-        if grad.shape != (3, *self.output_size):
-            raise ModelError(f"adjoint takes a gradient of shape {(3, *self.output_size)}, not {grad.shape}")
         H, W = image_size
         if out is None:
             out = np.zeros((3, H, W), np.float32)
-        g = np.empty_like(grad)
-        g[self._channels] = grad * np.float32(self.raw_scale)
-        rh, rw = self.resized_size_for((H, W))
-        top, left, h, w = self.crop_box((H, W))
-        canvas = np.zeros((3, rh, rw), np.float32)
-        canvas[:, top:top + h, left:left + w] = g
-        if grid_map is not None:
-            canvas = grid_map(canvas)
-        if (H, W) == (rh, rw) and self.resizer != "pillow":  # Pillow's own resample even then; the others copy
+        canvas = self.adjoint_canvas(grad, image_size, grid_map=grid_map)
+        if not self.resizes(image_size):
             out += canvas
         else:
             rows_t, cols = self.resize_matrices(H, W)  # (H, rh), (rw, W)
             for c in range(3):  # rows^T canvas_c cols, one channel at a time
                 add_product(out[c], rows_t, canvas[c] @ cols)
         return out.transpose(1, 2, 0)
+
+    def adjoint_canvas(self, grad: np.ndarray, image_size: Size, *, grid_map=None) -> np.ndarray:
+        """(3, H', W') float32, RGB: the data gradient (3, h, w) on the resize grid, before the resize's transpose.
+
+        The transposes of the crop (zero padding), the channel order and
+        ``raw_scale``, then ``grid_map`` (see :meth:`adjoint`); ``image_size``
+        (H, W) is the photo's that is resized.
+        """
+        grad = np.asarray(grad, np.float32)
+        if grad.shape != (3, *self.output_size):
+            raise ModelError(f"adjoint takes a gradient of shape {(3, *self.output_size)}, not {grad.shape}")
+        g = np.empty_like(grad)
+        g[self._channels] = grad * np.float32(self.raw_scale)
+        rh, rw = self.resized_size_for(image_size)
+        top, left, h, w = self.crop_box(image_size)
+        canvas = np.zeros((3, rh, rw), np.float32)
+        canvas[:, top:top + h, left:left + w] = g
+        return canvas if grid_map is None else grid_map(canvas)
+
+    def resizes(self, image_size: Size) -> bool:
+        """Whether the resize of an ``image_size`` (H, W) photo is more than a copy (Pillow resamples even then)."""
+        return tuple(image_size) != self.resized_size_for(image_size) or self.resizer == "pillow"
 
     def deprocess(self, data: np.ndarray, *, add_mean: bool = True) -> np.ndarray:
         """(3, h, w) data -> (h, w, 3) RGB image, 0-1 where the data is a real image (not clipped).

@@ -11,7 +11,7 @@ from skimage import data as skdata
 from breaking_nn.errors import ModelError
 from breaking_nn.geometry import (AspectCrop, Crop, Encode, Rotate, Scale, Trim, Upload, max_shift,
                                   network_rotation)
-from breaking_nn.pipelines import Pipeline
+from breaking_nn.pipelines import Pipeline, random_pipeline, summed_adjoint, verification_suite
 from breaking_nn.preprocessing import Preprocessing
 
 RNG = np.random.default_rng(11)
@@ -112,6 +112,29 @@ def test_upload_adjoint_passes_the_dot_product_test_against_the_library(resizer)
     y = np.random.default_rng(6).random((3, 224, 224))
     pipeline = Pipeline("upload", YAHOO, (Upload(1080, resizer, 80),))
     dot_test(model_side(small), x, pipeline.adjoint(y, x.shape[:2]), y)
+
+
+def test_one_pass_sum_of_adjoints_equals_each_pipelines_own_adjoint_summed():
+    """summed_adjoint (the attack's step) against Pipeline.adjoint, pipeline by pipeline and summed.
+
+    Draws of the family and every suite member (resizers of three libraries, windows, downscales,
+    uploads that resize, rotations, the squash and blobFromImage's crop) on a photo larger than an
+    upload's 1080: the composed banded matrices give the same map, up to float32 rounding."""
+    size = (1201, 1633)
+    rng = np.random.default_rng(12)
+    pipelines = [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(12)]
+    pipelines += verification_suite(YAHOO, photo_size=size, engines=True)
+    assert any(isinstance(s, Rotate) for p in pipelines for s in p.steps)
+    assert any(isinstance(s, Upload) and not s.is_noop(size) for p in pipelines for s in p.steps)
+    grads = [rng.standard_normal((3, 224, 224)).astype(np.float32) for _ in pipelines]
+    each = np.zeros((3, *size), np.float32)
+    for pipeline, grad in zip(pipelines, grads):
+        own = pipeline.adjoint(grad, size)
+        alone = summed_adjoint([pipeline.adjoint_factors(grad, size)], size).transpose(1, 2, 0)
+        np.testing.assert_allclose(alone, own, rtol=0, atol=2e-6 * float(np.abs(own).max()), err_msg=pipeline.name)
+        each += own.transpose(2, 0, 1)
+    together = summed_adjoint([p.adjoint_factors(g, size) for p, g in zip(pipelines, grads)], size)
+    np.testing.assert_allclose(together, each, rtol=0, atol=2e-6 * float(np.abs(each).max()))
 
 
 @pytest.mark.parametrize("library", ["pillow", "opencv"])
