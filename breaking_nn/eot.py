@@ -25,10 +25,14 @@ from typing import Optional
 import numpy as np
 
 from .model import Classifier
-from .pipelines import Pipeline, model_pipeline, random_pipeline, summed_adjoint
+from .pipelines import Pipeline, linear_data, model_pipeline, random_pipeline, summed_adjoint
 
 #: Default number of pipelines per step in the robust mode (measured: see the README's photo section).
 DEFAULT_SAMPLES = 6
+#: Photos of at least this many pixels get the drawn pipelines' data from their linear parts
+#: (:func:`~breaking_nn.pipelines.linear_data`: one full-resolution pass a step), smaller ones from
+#: the libraries' own calls (cheaper than the network's passes there).
+LINEAR_DRAWS_FROM = 2_000_000
 #: Smallest probability a gradient is divided by (float32 softmax can round to 0).
 _P_FLOOR = 1e-30
 
@@ -43,12 +47,22 @@ def draw_pipelines(model: Classifier, samples: int, rng: Optional[np.random.Gene
 def pipeline_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     """(k, 3, h, w) float32: ``photo`` (H, W, 3) uint8 RGB through each pipeline.
 
-    The first pipeline's data is exact (its probabilities judge the goal); the
-    others take scikit-image's resizes as their matrices (``fast``: the same
-    linear map without a full-resolution Gaussian filter, seconds less a step
-    on a 48 MP photo), as they only steer the gradient.
+    The first pipeline's data is exact, the libraries' own calls (its
+    probabilities judge the goal); the others only steer the gradient. On a
+    photo of :data:`LINEAR_DRAWS_FROM` pixels or more they come from their
+    linear parts, all in one full-resolution pass
+    (:func:`~breaking_nn.pipelines.linear_data`: the very map their gradients
+    are the transpose of, without the libraries' full-resolution rounding,
+    rotations and re-saves, seconds a step on a 12 MP photo); on a smaller
+    one from the libraries, scikit-image's resize as its matrices (``fast``:
+    the same linear map without a full-resolution Gaussian filter).
     """
-    return np.stack([p.forward(photo, fast=i > 0) for i, p in enumerate(pipelines)])
+    own = pipelines[0].forward(photo)[None]
+    if len(pipelines) == 1:
+        return own
+    if photo.shape[0] * photo.shape[1] >= LINEAR_DRAWS_FROM:
+        return np.concatenate([own, linear_data(photo, pipelines[1:])])
+    return np.concatenate([own, np.stack([p.forward(photo, fast=True) for p in pipelines[1:]])])
 
 
 def passes(model: Classifier, data: np.ndarray, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:

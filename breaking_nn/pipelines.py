@@ -166,20 +166,19 @@ class Pipeline:
         self._adjoint_into(0, np.asarray(grad, np.float32), sizes, out, self._grid_map(sizes))
         return out.transpose(1, 2, 0)
 
-    def adjoint_factors(self, grad: np.ndarray, photo_size: Size) -> tuple[np.ndarray, sparse.csr_matrix,
-                                                                             sparse.csr_matrix]:
-        """:meth:`adjoint` as one separable map: (canvas (3, h', w') float32 RGB, rows (h', H), cols (w', W)).
+    def linear_matrices(self, photo_size: Size) -> tuple[sparse.csr_matrix, sparse.csr_matrix,
+                                                          Optional[sparse.csr_matrix]]:
+        """The linear part as one separable map and a rotation on the model's resize grid: (rows, cols, rotation).
 
-        ``rows.T @ canvas[c] @ cols`` is channel c of :meth:`adjoint` (within
-        float32 rounding): the model's resize, each resize and each window of
-        the photo steps multiplied into one banded pair (float32 CSR); the
-        crop, channel order, scale and a rotation's transpose (on the model's
-        resize grid) are in the canvas; re-encodes and rounding are the identity.
-        :func:`summed_adjoint` sums many pipelines' with one full-resolution pass.
+        rows (h', H) and cols (w', W), float32 CSR: the model's resize, each
+        resize and each window of the photo steps multiplied into one banded
+        pair, so that ``rows @ photo_c @ cols.T`` is the photo on the resize
+        grid (h', w'), re-encodes and rounding left out; ``rotation``: the
+        (h' w', h' w') matrix of the rotation there
+        (:func:`~breaking_nn.geometry.network_rotation`), or None.
         """
         sizes = self.stage_sizes(photo_size)
         pre, (h, w) = self.preprocessing, sizes[-1]
-        canvas = pre.adjoint_canvas(grad, sizes[-1], grid_map=self._grid_map(sizes))
         if pre.resizes(sizes[-1]):
             rows_t, cols = pre.resize_matrices(h, w)
             rows = rows_t.T
@@ -189,7 +188,23 @@ class Pipeline:
             pair = step.matrices(size)  # (rows (h', H), cols (w', W)); None: the identity for gradients
             if pair is not None:
                 rows, cols = rows @ pair[0], cols @ pair[1]
-        return canvas, sparse.csr_matrix(rows, dtype=np.float32), sparse.csr_matrix(cols, dtype=np.float32)
+        rotation = self._grid_rotation(sizes)
+        return sparse.csr_matrix(rows, dtype=np.float32), sparse.csr_matrix(cols, dtype=np.float32), rotation
+
+    def adjoint_factors(self, grad: np.ndarray, photo_size: Size) -> tuple[np.ndarray, sparse.csr_matrix,
+                                                                             sparse.csr_matrix]:
+        """:meth:`adjoint` as one separable map: (canvas (3, h', w') float32 RGB, rows (h', H), cols (w', W)).
+
+        ``rows.T @ canvas[c] @ cols`` is channel c of :meth:`adjoint` (within
+        float32 rounding), rows and cols from :meth:`linear_matrices`; the
+        crop, channel order, scale and the rotation's transpose are in the
+        canvas. :func:`summed_adjoint` sums many pipelines' with one full-resolution pass.
+        """
+        rows, cols, rotation = self.linear_matrices(photo_size)
+        size = self.stage_sizes(photo_size)[-1]
+        canvas = self.preprocessing.adjoint_canvas(grad, size, grid_map=None if rotation is None
+                                                   else _grid_map(rotation.T.tocsr()))
+        return canvas, rows, cols
 
     def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
         """Add d/d (the photo before step ``k``) to ``out`` (3, *sizes[k])."""
@@ -213,17 +228,16 @@ class Pipeline:
 
     def _grid_map(self, sizes: list[Size]):
         """The rotation's transpose on the model's resize grid, (3, H', W') -> (3, H', W'); None without one."""
+        rotation = self._grid_rotation(sizes)
+        return None if rotation is None else _grid_map(rotation.T.tocsr())
+
+    def _grid_rotation(self, sizes: list[Size]) -> Optional[sparse.csr_matrix]:
+        """The rotation on the model's resize grid, (H' W', H' W') float32 CSR; None without one."""
         rotations = [k for k, s in enumerate(self.steps) if isinstance(s, Rotate) and not s.is_noop(sizes[k])]
         if not rotations:
             return None
         k = rotations[0]
-        grid = self.preprocessing.resized_size_for(sizes[-1])
-        matrix_t = network_rotation(self.steps[k], sizes[k], grid).T.tocsr()
-
-        def rotate_back(canvas: np.ndarray) -> np.ndarray:
-            flat = canvas.reshape(3, -1)
-            return np.stack([matrix_t @ flat[c] for c in range(3)]).reshape(canvas.shape).astype(np.float32)
-        return rotate_back
+        return network_rotation(self.steps[k], sizes[k], self.preprocessing.resized_size_for(sizes[-1]))
 
     def fits(self, size: Size) -> bool:
         """Whether every step fits a photo of ``size`` (H, W) (see :meth:`stage_sizes`)."""
@@ -255,6 +269,50 @@ class Pipeline:
         if self.engine == "opencv":
             parts.append("OpenCV dnn")
         return ", ".join(parts)
+
+
+def _grid_map(matrix: sparse.csr_matrix):
+    """``matrix`` applied to each channel of a (3, H', W') float32 array, as a function."""
+    def apply(canvas: np.ndarray) -> np.ndarray:
+        flat = canvas.reshape(3, -1)
+        return np.stack([matrix @ flat[c] for c in range(3)]).reshape(canvas.shape).astype(np.float32)
+    return apply
+
+
+def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
+    """(k, 3, h, w) float32: the pipelines' data of ``photo`` (H, W, 3) uint8 RGB through their linear parts.
+
+    What each pipeline's gradient is the transpose of (:meth:`Pipeline.linear_matrices`):
+    the photo on each resize grid in one full-resolution pass a channel (the
+    rows of all k stacked), the rotation on that grid, then the library's
+    rounding to 8 bits (Pillow, OpenCV) or scikit-image's min-max stretch and
+    clip, and the exact steps after the resize (JPEG, crop, mean). Not the
+    libraries' own full-resolution calls (their rounding, a re-save, an
+    upload's JPEG): for gradient estimates of large photos, never verdicts.
+    """
+    size = photo.shape[:2]
+    maps = [p.linear_matrices(size) for p in pipelines]
+    stacked = sparse.vstack([rows for rows, _, _ in maps], format="csr")
+    resized = [np.empty((rows.shape[0], cols.shape[0], 3), np.float32) for rows, cols, _ in maps]
+    for c in range(3):
+        tall = stacked @ photo[:, :, c].astype(np.float32)  # (sum of h', W), 0-255
+        top = 0
+        for (rows, cols, _), out in zip(maps, resized):
+            out[:, :, c] = (cols @ tall[top:top + rows.shape[0]].T).T
+            top += rows.shape[0]
+    lo, hi = float(photo.min()), float(photo.max())
+    data = []
+    for pipeline, (rows, cols, rotation), x in zip(pipelines, maps, resized):
+        if rotation is not None:
+            x = _grid_map(rotation)(x.transpose(2, 0, 1)).transpose(1, 2, 0)
+        pre = pipeline.preprocessing
+        if pre.resizer == "skimage":  # caffe.io stretches to 0-1 by min and max: R x + lo (1 - R 1), clipped
+            ones = np.asarray(rows.sum(axis=1)) @ np.asarray(cols.sum(axis=1)).T
+            x = np.clip((x + lo * (1 - ones)[:, :, None]) / np.float32(255), lo / 255, hi / 255).astype(np.float32)
+        else:
+            x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        data.append(pre.after_resize(x, pipeline.stage_sizes(size)[-1]))
+    return np.stack(data)
 
 
 def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:

@@ -240,8 +240,17 @@ class Preprocessing:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.encoded(self.resize_only(image, fast=fast) if resized is None else resized)
-        top, left, h, w = self.crop_box(image.shape[:2])
+        return self.after_resize(self.resize_only(image, fast=fast) if resized is None else resized,
+                                 image.shape[:2])
+
+    def after_resize(self, resized: np.ndarray, image_size: Size) -> np.ndarray:
+        """The steps after the resize: (H', W', 3) resized image (uint8 0-255 or float 0-1) -> (3, h, w) data.
+
+        The JPEG step, the crop, the channel order, ``raw_scale`` and the mean;
+        ``image_size`` (H, W): the photo that was resized (blob_crop's box depends on it).
+        """
+        x = self.encoded(resized)
+        top, left, h, w = self.crop_box(image_size)
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
         if self._mean is not None:
@@ -629,10 +638,12 @@ def library_matrix(n_in: int, n_out: int, resize_columns, reach: int, centres: n
     """
     period = 2 * reach + 1
     if period < n_in:
-        probes = np.zeros((n_in, period))
+        probes = np.zeros((n_in, period + 1))
         for phase in range(period):
             probes[phase::period, phase] = 1.0
-        response = resize_columns(probes)  # (n_out, period)
+        check = np.random.default_rng(0).random(n_in)
+        probes[:, period] = check  # resized with the combs: columns are resized independently
+        response = resize_columns(probes)  # (n_out, period + 1)
         rows, cols, values = [], [], []
         for phase in range(period):
             source = phase + period * np.round((centres - phase) / period)  # the probe inside each output's reach
@@ -642,8 +653,7 @@ def library_matrix(n_in: int, n_out: int, resize_columns, reach: int, centres: n
             values.append(response[keep, phase])
         matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
                                    shape=(n_out, n_in), dtype=np.float64)
-        check = np.random.default_rng(0).random((n_in, 1))
-        if np.allclose(matrix @ check, resize_columns(check), rtol=1e-5, atol=1e-6):
+        if np.allclose(matrix @ check, response[:, period], rtol=1e-5, atol=1e-6):
             return _sparse32(matrix)
     blocks = []
     for start in range(0, n_in, _BLOCK):

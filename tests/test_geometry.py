@@ -11,7 +11,7 @@ from skimage import data as skdata
 from breaking_nn.errors import ModelError
 from breaking_nn.geometry import (AspectCrop, Crop, Encode, Rotate, Scale, Trim, Upload, max_shift,
                                   network_rotation)
-from breaking_nn.pipelines import Pipeline, random_pipeline, summed_adjoint, verification_suite
+from breaking_nn.pipelines import Pipeline, linear_data, random_pipeline, summed_adjoint, verification_suite
 from breaking_nn.preprocessing import Preprocessing
 
 RNG = np.random.default_rng(11)
@@ -135,6 +135,33 @@ def test_one_pass_sum_of_adjoints_equals_each_pipelines_own_adjoint_summed():
         each += own.transpose(2, 0, 1)
     together = summed_adjoint([p.adjoint_factors(g, size) for p, g in zip(pipelines, grads)], size)
     np.testing.assert_allclose(together, each, rtol=0, atol=2e-6 * float(np.abs(each).max()))
+
+
+def test_linear_data_is_the_map_the_adjoint_transposes_and_close_to_the_libraries():
+    """A large photo's drawn data (linear_data): the transpose of its map is Pipeline.adjoint (dot-product
+    test on the map written with linear_matrices), and the data stay near the libraries' own calls."""
+    size = (1500, 2000)
+    photo = cv2.resize(skdata.chelsea(), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(21)
+    pipelines = [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(10)]
+    rotating = [any(isinstance(s, Rotate) for s in p.steps) for p in pipelines]
+    assert any(rotating) and not all(rotating)
+    for pipeline, data, rotates in zip(pipelines, linear_data(photo, pipelines), rotating):
+        exact = pipeline.forward(photo)
+        if rotates:  # rotated on the network's grid, not at full resolution: the same picture, edges aside
+            assert np.corrcoef(data.ravel(), exact.ravel())[0, 1] > 0.97, pipeline.name
+        else:  # the libraries' 8-bit rounding, amplified by a JPEG step at most
+            assert np.abs(data - exact).mean() < 2.5, pipeline.name
+    x = np.random.default_rng(22).random((*size, 3)).astype(np.float32)
+    y = np.random.default_rng(23).standard_normal((3, 224, 224)).astype(np.float32)
+    for pipeline in pipelines:
+        rows, cols, rotation = pipeline.linear_matrices(size)
+        grid = np.stack([np.asarray(rows @ x[:, :, c]) @ cols.T for c in range(3)])
+        if rotation is not None:
+            grid = np.stack([(rotation @ g.ravel()).reshape(g.shape) for g in grid])
+        top, left, h, w = pipeline.preprocessing.crop_box(pipeline.stage_sizes(size)[-1])
+        mapped = grid[[2, 1, 0], top:top + h, left:left + w] * 255.0
+        dot_test(mapped, x, pipeline.adjoint(y, size), y)
 
 
 @pytest.mark.parametrize("library", ["pillow", "opencv"])
