@@ -203,7 +203,7 @@ class Pipeline:
         rows, cols, rotation = self.linear_matrices(photo_size)
         size = self.stage_sizes(photo_size)[-1]
         canvas = self.preprocessing.adjoint_canvas(grad, size, grid_map=None if rotation is None
-                                                   else _grid_map(rotation.T.tocsr()))
+                                                   else _per_channel(rotation.T.tocsr()))
         return canvas, rows, cols
 
     def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
@@ -229,7 +229,7 @@ class Pipeline:
     def _grid_map(self, sizes: list[Size]):
         """The rotation's transpose on the model's resize grid, (3, H', W') -> (3, H', W'); None without one."""
         rotation = self._grid_rotation(sizes)
-        return None if rotation is None else _grid_map(rotation.T.tocsr())
+        return None if rotation is None else _per_channel(rotation.T.tocsr())
 
     def _grid_rotation(self, sizes: list[Size]) -> Optional[sparse.csr_matrix]:
         """The rotation on the model's resize grid, (H' W', H' W') float32 CSR; None without one."""
@@ -271,7 +271,7 @@ class Pipeline:
         return ", ".join(parts)
 
 
-def _grid_map(matrix: sparse.csr_matrix):
+def _per_channel(matrix: sparse.csr_matrix):
     """``matrix`` applied to each channel of a (3, H', W') float32 array, as a function."""
     def apply(canvas: np.ndarray) -> np.ndarray:
         flat = canvas.reshape(3, -1)
@@ -304,7 +304,7 @@ def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     data = []
     for pipeline, (rows, cols, rotation), x in zip(pipelines, maps, resized):
         if rotation is not None:
-            x = _grid_map(rotation)(x.transpose(2, 0, 1)).transpose(1, 2, 0)
+            x = _per_channel(rotation)(x.transpose(2, 0, 1)).transpose(1, 2, 0)
         pre = pipeline.preprocessing
         if pre.resizer == "skimage":  # caffe.io stretches to 0-1 by min and max: R x + lo (1 - R 1), clipped
             ones = np.asarray(rows.sum(axis=1)) @ np.asarray(cols.sum(axis=1)).T
