@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .model import Classifier
-from .pipelines import Pipeline, linear_data, model_pipeline, random_pipeline, summed_adjoint
+from .pipelines import Pipeline, linear_data, model_pipeline, random_pipeline, summed_adjoint, summed_adjoint_bands
 
 #: Default number of pipelines per step in the robust mode (measured: see the README's photo section).
 DEFAULT_SAMPLES = 6
@@ -86,9 +86,19 @@ def summed_gradient(photo_size: tuple[int, int], pipelines: list[Pipeline], prob
     (:func:`~breaking_nn.pipelines.summed_adjoint`: each full-resolution row
     is written once a step, not once a pipeline).
     """
-    factors = [pipeline.adjoint_factors(grad / max(float(p[label]), _P_FLOOR), photo_size)
-               for pipeline, grad, p in zip(pipelines, grads, probs)]
-    return summed_adjoint(factors, photo_size).transpose(1, 2, 0)  # CHW inside: each channel contiguous
+    return summed_adjoint(_factors(photo_size, pipelines, probs, grads, label), photo_size).transpose(1, 2, 0)
+
+
+def summed_gradient_bands(photo_size: tuple[int, int], pipelines: list[Pipeline], probs: np.ndarray,
+                          grads: np.ndarray, label: int):
+    """:func:`summed_gradient` a band at a time: (channel c, rows slice, (rows, W) float32) (the sign step's)."""
+    return summed_adjoint_bands(_factors(photo_size, pipelines, probs, grads, label), photo_size)
+
+
+def _factors(photo_size, pipelines, probs, grads, label) -> list:
+    """Each pipeline's :meth:`~breaking_nn.pipelines.Pipeline.adjoint_factors` of its gradient over p(label)."""
+    return [pipeline.adjoint_factors(grad / max(float(p[label]), _P_FLOOR), photo_size)
+            for pipeline, grad, p in zip(pipelines, grads, probs)]
 
 
 def eot_gradient(model: Classifier, photo: np.ndarray, label: int,

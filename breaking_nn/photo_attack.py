@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient
+from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient_bands
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
 from .labels import Label
@@ -405,13 +405,34 @@ def sign_step(pixels: np.ndarray, grad: np.ndarray, step: int, original: np.ndar
     Done in bands of rows, so a 48 MP photo needs no full-size int16 copy.
     """
     band = max(1, (1 << 22) // (pixels.shape[1] * 3))
-    for top in range(0, pixels.shape[0], band):
-        rows = slice(top, top + band)
-        moved = pixels[rows].astype(np.int16)
-        moved += np.sign(grad[rows]).astype(np.int16) * np.int16(step)
-        base = original[rows].astype(np.int16)
+    sign_step_bands(pixels, ((c, slice(top, top + band), grad[top:top + band, :, c])
+                             for top in range(0, pixels.shape[0], band) for c in range(3)), step, original, budget)
+
+
+def sign_step_bands(pixels: np.ndarray, bands, step: int, original: np.ndarray, budget: int) -> None:
+    """:func:`sign_step` with the gradient given a band at a time: (channel c, rows slice, (rows, W) float).
+
+    As :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no full-size gradient is ever held.
+    The pixels are always within the budget already (the attack starts at
+    ``original``), so a step of one grey level moves a pixel only where it may,
+    in 8 bits, which equals the clip.
+    """
+    for c, rows, grad in bands:
+        if abs(step) == 1:  # whole grey levels of one: in 8 bits, pixels stay in range by moving only where they may
+            # one channel of HWC is strided: copied out once, worked on contiguous, copied back
+            view, base = np.ascontiguousarray(pixels[rows, :, c]), np.ascontiguousarray(original[rows, :, c])
+            low = np.maximum(base, np.uint8(budget)) - np.uint8(budget)  # max(original - budget, 0)
+            high = np.minimum(base, np.uint8(255 - budget)) + np.uint8(budget)  # min(original + budget, 255)
+            up, down = (grad > 0, grad < 0) if step == 1 else (grad < 0, grad > 0)
+            np.add(view, up & (view < high), out=view, casting="unsafe")
+            np.subtract(view, down & (view > low), out=view, casting="unsafe")
+            pixels[rows, :, c] = view
+            continue
+        moved = pixels[rows, :, c].astype(np.int16)
+        moved += np.sign(grad).astype(np.int16) * np.int16(step)
+        base = original[rows, :, c].astype(np.int16)
         np.clip(moved, np.maximum(base - budget, 0), np.minimum(base + budget, 255), out=moved)
-        pixels[rows] = moved
+        pixels[rows, :, c] = moved
 
 
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
@@ -573,9 +594,9 @@ class AttackRun:
         if self.n_updates == self.max_steps:
             self.done = True
             return
-        grad = summed_gradient(self.current.shape[:2], self._pipelines, probs, grads, self.label)
+        bands = summed_gradient_bands(self.current.shape[:2], self._pipelines, probs, grads, self.label)
         direction = -1 if self.untargeted else 1  # lower p(original class), or raise p(target)
-        sign_step(self.current, grad, direction * self.step_size, self.original, self.budget)
+        sign_step_bands(self.current, bands, direction * self.step_size, self.original, self.budget)
         self.n_updates += 1
 
     def result(self, *, icc_profile: Optional[bytes] = None) -> "PhotoAttackResult":

@@ -32,7 +32,8 @@ Two uses, both data here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from functools import lru_cache
+from typing import Iterator, Optional
 
 import numpy as np
 from scipy import sparse
@@ -175,8 +176,15 @@ class Pipeline:
         pair, so that ``rows @ photo_c @ cols.T`` is the photo on the resize
         grid (h', w'), re-encodes and rounding left out; ``rotation``: the
         (h' w', h' w') matrix of the rotation there
-        (:func:`~breaking_nn.geometry.network_rotation`), or None.
+        (:func:`~breaking_nn.geometry.network_rotation`), or None. Cached
+        (a step's data and its gradient use the same).
         """
+        try:
+            return _linear_matrices(self, tuple(photo_size))
+        except TypeError:  # a Preprocessing made with lists: not hashable, not cached
+            return _linear_matrices.__wrapped__(self, tuple(photo_size))
+
+    def _linear_matrices(self, photo_size: Size):
         sizes = self.stage_sizes(photo_size)
         pre, (h, w) = self.preprocessing, sizes[-1]
         if pre.resizes(sizes[-1]):
@@ -315,17 +323,34 @@ def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     return np.stack(data)
 
 
+@lru_cache(maxsize=8)  # a step's pipelines
+def _linear_matrices(pipeline: Pipeline, photo_size: Size):
+    return pipeline._linear_matrices(photo_size)
+
+
 def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:
     """(3, H, W) float32, RGB: the sum of several pipelines' :meth:`Pipeline.adjoint_factors` on one photo.
 
-    ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as ``[rows_1; ...; rows_k].T @
-    [canvas_1[c] @ cols_1; ...]``: the small products first, then one banded
-    product that writes each full-resolution row once for all k pipelines
-    (not once a pipeline), in bands of rows (no full-size temporary).
+    :func:`summed_adjoint_bands` put together.
+    """
+    out = np.empty((3, *photo_size), np.float32)
+    for c, rows, band in summed_adjoint_bands(factors, photo_size):
+        out[c, rows] = band
+    return out
+
+
+def summed_adjoint_bands(factors: list, photo_size: Size) -> Iterator[tuple[int, slice, np.ndarray]]:
+    """The sum of several pipelines' :meth:`Pipeline.adjoint_factors`, a band of rows at a time.
+
+    Yields (channel c (RGB), rows (a slice of the photo's H), (rows, W)
+    float32 band). ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as ``[rows_1;
+    ...; rows_k].T @ [canvas_1[c] @ cols_1; ...]``: the small products first,
+    then one banded product that makes each full-resolution row once for all k
+    pipelines (not once a pipeline), a band of about 16 MB at a time, so that
+    whoever uses it (the sign step) needs no full-size gradient.
     """
     H, W = photo_size
     rows_t = sparse.vstack([rows for _, rows, _ in factors], format="csr").T.tocsr()  # (H, sum of h')
-    out = np.empty((3, H, W), np.float32)
     middle = np.empty((rows_t.shape[1], W), np.float32)  # C order: scipy would copy any other for every band
     band = max(1, (1 << 22) // max(1, W))
     for c in range(3):
@@ -334,8 +359,7 @@ def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:
             middle[top:top + rows.shape[0]] = (cols.T @ canvas[c].T).T  # canvas_p[c] @ cols_p: (h', W)
             top += rows.shape[0]
         for top in range(0, H, band):
-            out[c, top:top + band] = rows_t[top:top + band] @ middle
-    return out
+            yield c, slice(top, top + band), rows_t[top:top + band] @ middle
 
 
 def model_pipeline(preprocessing: Preprocessing) -> Pipeline:
