@@ -211,7 +211,7 @@ class Pipeline:
         rows, cols, rotation = self.linear_matrices(photo_size)
         size = self.stage_sizes(photo_size)[-1]
         canvas = self.preprocessing.adjoint_canvas(grad, size, grid_map=None if rotation is None
-                                                   else _per_channel(rotation.T.tocsr()))
+                                                   else _per_channel(rotation.T))
         return canvas, rows, cols
 
     def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
@@ -237,7 +237,7 @@ class Pipeline:
     def _grid_map(self, sizes: list[Size]):
         """The rotation's transpose on the model's resize grid, (3, H', W') -> (3, H', W'); None without one."""
         rotation = self._grid_rotation(sizes)
-        return None if rotation is None else _per_channel(rotation.T.tocsr())
+        return None if rotation is None else _per_channel(rotation.T)
 
     def _grid_rotation(self, sizes: list[Size]) -> Optional[sparse.csr_matrix]:
         """The rotation on the model's resize grid, (H' W', H' W') float32 CSR; None without one."""
