@@ -17,6 +17,13 @@ much as one where it is likely), mapped back to the photo through its own
 adjoint (Pillow's rounding and the JPEG steps straight through: BPDA), and
 summed into one (H, W, 3) float32 array. With k = 1 (the exact mode) the sign
 of the result is the plain attack's.
+
+Full-resolution work is done once a step, not once a pipeline: each
+pipeline's linear part is one banded pair of matrices (its windows, resizes
+and the model's resize multiplied), so the k adjoints are one stacked sparse
+product (:func:`~breaking_nn.pipelines.summed_adjoint_bands`, a band of rows at
+a time, never a full-size gradient), and on a large photo the drawn
+pipelines' data are one stacked product too (:data:`LINEAR_DRAWS_FROM`).
 """
 from __future__ import annotations
 
@@ -29,10 +36,12 @@ from .pipelines import Pipeline, linear_data, model_pipeline, random_pipeline, s
 
 #: Default number of pipelines per step in the robust mode (measured: see the README's photo section).
 DEFAULT_SAMPLES = 6
-#: Photos of at least this many pixels get the drawn pipelines' data from their linear parts
-#: (:func:`~breaking_nn.pipelines.linear_data`: one full-resolution pass a step), smaller ones from
-#: the libraries' own calls (cheaper than the network's passes there).
-LINEAR_DRAWS_FROM = 2_000_000
+#: Photos of at least this many pixels (1024x768 and up) get the drawn pipelines' data from their
+#: linear parts (:func:`~breaking_nn.pipelines.linear_data`: one full-resolution pass a step; at 1 MP
+#: 0.04 s a step against 0.11 s for the libraries' calls, measured), smaller ones from the libraries'
+#: own calls, which cost little there (and keep the attacks measured on the README's photos, all
+#: under 0.4 MP, as they were).
+LINEAR_DRAWS_FROM = 786_432
 #: Smallest probability a gradient is divided by (float32 softmax can round to 0).
 _P_FLOOR = 1e-30
 

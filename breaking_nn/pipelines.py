@@ -20,6 +20,11 @@ JPEG included); :meth:`Pipeline.adjoint` is the transpose of its linear part,
 the rounding and the re-encodes passed straight through (BPDA), a rotation's
 transpose taken at the network's scale (see :mod:`breaking_nn.geometry`).
 Gradients always come from Caffe; the verdict of an engine member from its engine.
+For speed on large photos, :meth:`Pipeline.linear_matrices` writes the whole
+linear part as one banded pair of matrices (and a rotation on the resize
+grid): :func:`summed_adjoint_bands` sums many pipelines' transposes, and
+:func:`linear_data` makes their (approximate, non-verdict) data, each in one
+full-resolution pass.
 
 Two uses, both data here:
 

@@ -164,6 +164,23 @@ def test_linear_data_is_the_map_the_adjoint_transposes_and_close_to_the_librarie
         dot_test(mapped, x, pipeline.adjoint(y, size), y)
 
 
+def test_a_large_photos_step_data_judge_the_goal_by_the_exact_libraries():
+    """pipeline_data from LINEAR_DRAWS_FROM pixels: the model's own row is its exact forward, bit for bit;
+    the drawn rows are linear_data's; a smaller photo's drawn rows are the libraries' own calls."""
+    from breaking_nn.eot import LINEAR_DRAWS_FROM, pipeline_data
+
+    rng = np.random.default_rng(31)
+    for size in [(768, 1024), (300, 400)]:
+        photo = cv2.resize(skdata.chelsea(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        pipelines = [Pipeline("model", YAHOO)] + [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(4)]
+        data = pipeline_data(photo, pipelines)
+        np.testing.assert_array_equal(data[0], pipelines[0].forward(photo))
+        drawn = (linear_data(photo, pipelines[1:]) if size[0] * size[1] >= LINEAR_DRAWS_FROM
+                 else np.stack([p.forward(photo, fast=True) for p in pipelines[1:]]))
+        np.testing.assert_array_equal(data[1:], drawn)
+    assert 300 * 400 < LINEAR_DRAWS_FROM <= 768 * 1024
+
+
 @pytest.mark.parametrize("library", ["pillow", "opencv"])
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 def test_network_rotation_is_the_library_warp_and_its_transpose_passes_the_dot_product_test(library, interpolation):
