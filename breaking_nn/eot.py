@@ -17,6 +17,13 @@ much as one where it is likely), mapped back to the photo through its own
 adjoint (Pillow's rounding and the JPEG steps straight through: BPDA), and
 summed into one (H, W, 3) float32 array. With k = 1 (the exact mode) the sign
 of the result is the plain attack's.
+
+Full-resolution work is done once a step, not once a pipeline: each
+pipeline's linear part is one banded pair of matrices (its windows, resizes
+and the model's resize multiplied), so the k adjoints are one stacked sparse
+product (:func:`~breaking_nn.pipelines.summed_adjoint_bands`, a band of rows at
+a time, never a full-size gradient), and on a large photo the drawn
+pipelines' data are one stacked product too (:data:`LINEAR_DRAWS_FROM`).
 """
 from __future__ import annotations
 
@@ -25,10 +32,16 @@ from typing import Optional
 import numpy as np
 
 from .model import Classifier
-from .pipelines import Pipeline, model_pipeline, random_pipeline
+from .pipelines import Pipeline, linear_data, model_pipeline, random_pipeline, summed_adjoint, summed_adjoint_bands
 
 #: Default number of pipelines per step in the robust mode (measured: see the README's photo section).
 DEFAULT_SAMPLES = 6
+#: Photos of at least this many pixels (1024x768 and up) get the drawn pipelines' data from their
+#: linear parts (:func:`~breaking_nn.pipelines.linear_data`: one full-resolution pass a step; at 1 MP
+#: 0.04 s a step against 0.11 s for the libraries' calls, measured), smaller ones from the libraries'
+#: own calls, which cost little there (and keep the attacks measured on the README's photos, all
+#: under 0.4 MP, as they were).
+LINEAR_DRAWS_FROM = 786_432
 #: Smallest probability a gradient is divided by (float32 softmax can round to 0).
 _P_FLOOR = 1e-30
 
@@ -43,12 +56,22 @@ def draw_pipelines(model: Classifier, samples: int, rng: Optional[np.random.Gene
 def pipeline_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     """(k, 3, h, w) float32: ``photo`` (H, W, 3) uint8 RGB through each pipeline.
 
-    The first pipeline's data is exact (its probabilities judge the goal); the
-    others take scikit-image's resizes as their matrices (``fast``: the same
-    linear map without a full-resolution Gaussian filter, seconds less a step
-    on a 48 MP photo), as they only steer the gradient.
+    The first pipeline's data is exact, the libraries' own calls (its
+    probabilities judge the goal); the others only steer the gradient. On a
+    photo of :data:`LINEAR_DRAWS_FROM` pixels or more they come from their
+    linear parts, all in one full-resolution pass
+    (:func:`~breaking_nn.pipelines.linear_data`: the very map their gradients
+    are the transpose of, without the libraries' full-resolution rounding,
+    rotations and re-saves, seconds a step on a 12 MP photo); on a smaller
+    one from the libraries, scikit-image's resize as its matrices (``fast``:
+    the same linear map without a full-resolution Gaussian filter).
     """
-    return np.stack([p.forward(photo, fast=i > 0) for i, p in enumerate(pipelines)])
+    own = pipelines[0].forward(photo)[None]
+    if len(pipelines) == 1:
+        return own
+    if photo.shape[0] * photo.shape[1] >= LINEAR_DRAWS_FROM:
+        return np.concatenate([own, linear_data(photo, pipelines[1:])])
+    return np.concatenate([own, np.stack([p.forward(photo, fast=True) for p in pipelines[1:]])])
 
 
 def passes(model: Classifier, data: np.ndarray, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,12 +91,23 @@ def summed_gradient(photo_size: tuple[int, int], pipelines: list[Pipeline], prob
 
     ``probs`` (k, K) and ``grads`` (k, 3, h, w) are the passes' results for
     the pipelines' data; each gradient is divided by its p(label) and sent
-    back through its pipeline's adjoint.
+    back through its pipeline's adjoint, all k at once
+    (:func:`~breaking_nn.pipelines.summed_adjoint`: each full-resolution row
+    is written once a step, not once a pipeline).
     """
-    total = np.zeros((3, *photo_size), np.float32)  # CHW: each channel contiguous while summing
-    for pipeline, grad, p in zip(pipelines, grads, probs):
-        pipeline.adjoint(grad / max(float(p[label]), _P_FLOOR), photo_size, out=total)
-    return total.transpose(1, 2, 0)
+    return summed_adjoint(_factors(photo_size, pipelines, probs, grads, label), photo_size).transpose(1, 2, 0)
+
+
+def summed_gradient_bands(photo_size: tuple[int, int], pipelines: list[Pipeline], probs: np.ndarray,
+                          grads: np.ndarray, label: int):
+    """:func:`summed_gradient` a band at a time: (channel c, rows slice, (rows, W) float32) (the sign step's)."""
+    return summed_adjoint_bands(_factors(photo_size, pipelines, probs, grads, label), photo_size)
+
+
+def _factors(photo_size, pipelines, probs, grads, label) -> list:
+    """Each pipeline's :meth:`~breaking_nn.pipelines.Pipeline.adjoint_factors` of its gradient over p(label)."""
+    return [pipeline.adjoint_factors(grad / max(float(p[label]), _P_FLOOR), photo_size)
+            for pipeline, grad, p in zip(pipelines, grads, probs)]
 
 
 def eot_gradient(model: Classifier, photo: np.ndarray, label: int,

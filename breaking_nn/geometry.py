@@ -416,24 +416,34 @@ def _network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse
         return cv2.warpAffine(image.astype(np.float32), inverse[:2], (w, h), flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    period = 7  # taps reach 2 pixels (bicubic) around the source point; 7 keeps one probe of a phase in reach
     ys, xs = np.mgrid[0:h, 0:w]
     src = inverse[:2] @ np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)])  # where each output reads
-    rows, cols, values = [], [], []
-    for py in range(period):
-        for px in range(period):
-            probe = np.zeros((h, w), np.float32)
-            probe[py::period, px::period] = 1.0
-            response = warp(probe).ravel()
-            qy = py + period * np.round((np.floor(src[1]) + 0.5 - py) / period)
-            qx = px + period * np.round((np.floor(src[0]) + 0.5 - px) / period)
-            keep = (response != 0) & (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-            rows.append(np.nonzero(keep)[0])
-            cols.append((qy[keep] * w + qx[keep]).astype(np.int64))
-            values.append(response[keep])
-    matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(h * w, h * w), dtype=np.float32)
+    centre_y, centre_x = np.floor(src[1]) + 0.5, np.floor(src[0]) + 0.5
+
+    def probed(period: int) -> sparse.csr_matrix:
+        """The matrix from period x period comb probes: one warp each, each output reading one probe of a phase."""
+        rows, cols, values = [], [], []
+        for py in range(period):
+            qy = py + period * np.round((centre_y - py) / period)
+            for px in range(period):
+                probe = np.zeros((h, w), np.float32)
+                probe[py::period, px::period] = 1.0
+                response = warp(probe).ravel()
+                qx = px + period * np.round((centre_x - px) / period)
+                keep = (response != 0) & (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+                rows.append(np.nonzero(keep)[0])
+                cols.append((qy[keep] * w + qx[keep]).astype(np.int64))
+                values.append(response[keep])
+        return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                                 shape=(h * w, h * w), dtype=np.float32)
+
     check = np.random.default_rng(0).random((h, w)).astype(np.float32)
-    if not np.allclose(matrix @ check.ravel(), warp(check).ravel(), atol=1e-4):
-        raise RuntimeError(f"the network-scale matrix of {step.describe()} does not match cv2.warpAffine")
-    return matrix
+    expected = warp(check).ravel()
+    # Bilinear reads 2 pixels a side, bicubic 4, around the source point; a period two wider than that
+    # keeps one probe of each phase in reach even where OpenCV's 1/32-pixel grid moves the point over a
+    # pixel edge; 7 if ever not.
+    for period in (4 if step.interpolation == "bilinear" else 6, 7):
+        matrix = probed(period)
+        if np.allclose(matrix @ check.ravel(), expected, atol=1e-4):
+            return matrix
+    raise RuntimeError(f"the network-scale matrix of {step.describe()} does not match cv2.warpAffine")

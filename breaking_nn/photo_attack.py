@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient
+from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient_bands
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
 from .labels import Label
@@ -405,13 +405,52 @@ def sign_step(pixels: np.ndarray, grad: np.ndarray, step: int, original: np.ndar
     Done in bands of rows, so a 48 MP photo needs no full-size int16 copy.
     """
     band = max(1, (1 << 22) // (pixels.shape[1] * 3))
-    for top in range(0, pixels.shape[0], band):
-        rows = slice(top, top + band)
-        moved = pixels[rows].astype(np.int16)
-        moved += np.sign(grad[rows]).astype(np.int16) * np.int16(step)
-        base = original[rows].astype(np.int16)
+    sign_step_bands(pixels, ((c, slice(top, top + band), grad[top:top + band, :, c])
+                             for top in range(0, pixels.shape[0], band) for c in range(3)), step, original, budget)
+
+
+def budget_bounds(original: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high), each (3, H, W) uint8, CHW: max(original - budget, 0) and min(original + budget, 255).
+
+    What :func:`sign_step_bands` clips to, made once an attack (each channel contiguous).
+    """
+    low, high = np.empty((2, 3, *original.shape[:2]), np.uint8)
+    for c in range(3):
+        base = original[:, :, c]
+        low[c] = np.maximum(base, np.uint8(budget)) - np.uint8(budget)
+        high[c] = np.minimum(base, np.uint8(255 - budget)) + np.uint8(budget)
+    return low, high
+
+
+def sign_step_bands(pixels: np.ndarray, bands, step: int, original: np.ndarray, budget: int, *,
+                    bounds: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
+    """:func:`sign_step` with the gradient given a band at a time: (channel c, rows slice, (rows, W) float).
+
+    As :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no full-size gradient is ever held.
+    The pixels are always within the budget already (the attack starts at
+    ``original``), so a step of one grey level moves a pixel only where it may,
+    in 8 bits, which equals the clip. ``bounds``: :func:`budget_bounds` of
+    ``original`` and ``budget``, when already made.
+    """
+    for c, rows, grad in bands:
+        if abs(step) == 1:  # whole grey levels of one: in 8 bits, pixels stay in range by moving only where they may
+            if bounds is None:
+                base = np.ascontiguousarray(original[rows, :, c])
+                low = np.maximum(base, np.uint8(budget)) - np.uint8(budget)  # max(original - budget, 0)
+                high = np.minimum(base, np.uint8(255 - budget)) + np.uint8(budget)  # min(original + budget, 255)
+            else:
+                low, high = bounds[0][c, rows], bounds[1][c, rows]
+            view = np.ascontiguousarray(pixels[rows, :, c])  # one channel of HWC is strided: copied out and back
+            up, down = (grad > 0, grad < 0) if step == 1 else (grad < 0, grad > 0)
+            np.add(view, up & (view < high), out=view, casting="unsafe")
+            np.subtract(view, down & (view > low), out=view, casting="unsafe")
+            pixels[rows, :, c] = view
+            continue
+        moved = pixels[rows, :, c].astype(np.int16)
+        moved += np.sign(grad).astype(np.int16) * np.int16(step)
+        base = original[rows, :, c].astype(np.int16)
         np.clip(moved, np.maximum(base - budget, 0), np.minimum(base + budget, 255), out=moved)
-        pixels[rows] = moved
+        pixels[rows, :, c] = moved
 
 
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
@@ -538,6 +577,7 @@ class AttackRun:
         self.suite: Optional[SuiteResult] = None  # always of the current pixels
         self._suite_checked_at = -SUITE_EVERY
         self._pipelines: list[Pipeline] = []
+        self._bounds: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     def pipelines(self) -> list[Pipeline]:
         """This step's pipelines: the model's own, then (robust) ``samples - 1`` drawn."""
@@ -573,9 +613,12 @@ class AttackRun:
         if self.n_updates == self.max_steps:
             self.done = True
             return
-        grad = summed_gradient(self.current.shape[:2], self._pipelines, probs, grads, self.label)
+        bands = summed_gradient_bands(self.current.shape[:2], self._pipelines, probs, grads, self.label)
         direction = -1 if self.untargeted else 1  # lower p(original class), or raise p(target)
-        sign_step(self.current, grad, direction * self.step_size, self.original, self.budget)
+        if self._bounds is None:  # made at the first step: (3, H, W) uint8 twice, the clip of every step
+            self._bounds = budget_bounds(self.original, self.budget)
+        sign_step_bands(self.current, bands, direction * self.step_size, self.original, self.budget,
+                        bounds=self._bounds)
         self.n_updates += 1
 
     def result(self, *, icc_profile: Optional[bytes] = None) -> "PhotoAttackResult":

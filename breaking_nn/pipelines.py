@@ -20,6 +20,11 @@ JPEG included); :meth:`Pipeline.adjoint` is the transpose of its linear part,
 the rounding and the re-encodes passed straight through (BPDA), a rotation's
 transpose taken at the network's scale (see :mod:`breaking_nn.geometry`).
 Gradients always come from Caffe; the verdict of an engine member from its engine.
+For speed on large photos, :meth:`Pipeline.linear_matrices` writes the whole
+linear part as one banded pair of matrices (and a rotation on the resize
+grid): :func:`summed_adjoint_bands` sums many pipelines' transposes, and
+:func:`linear_data` makes their (approximate, non-verdict) data, each in one
+full-resolution pass.
 
 Two uses, both data here:
 
@@ -32,9 +37,11 @@ Two uses, both data here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from functools import lru_cache
+from typing import Iterator, Optional
 
 import numpy as np
+from scipy import sparse
 
 from .errors import ModelError
 from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
@@ -165,6 +172,53 @@ class Pipeline:
         self._adjoint_into(0, np.asarray(grad, np.float32), sizes, out, self._grid_map(sizes))
         return out.transpose(1, 2, 0)
 
+    def linear_matrices(self, photo_size: Size) -> tuple[sparse.csr_matrix, sparse.csr_matrix,
+                                                          Optional[sparse.csr_matrix]]:
+        """The linear part as one separable map and a rotation on the model's resize grid: (rows, cols, rotation).
+
+        rows (h', H) and cols (w', W), float32 CSR: the model's resize, each
+        resize and each window of the photo steps multiplied into one banded
+        pair, so that ``rows @ photo_c @ cols.T`` is the photo on the resize
+        grid (h', w'), re-encodes and rounding left out; ``rotation``: the
+        (h' w', h' w') matrix of the rotation there
+        (:func:`~breaking_nn.geometry.network_rotation`), or None. Cached
+        (a step's data and its gradient use the same).
+        """
+        try:
+            return _linear_matrices(self, tuple(photo_size))
+        except TypeError:  # a Preprocessing made with lists: not hashable, not cached
+            return _linear_matrices.__wrapped__(self, tuple(photo_size))
+
+    def _linear_matrices(self, photo_size: Size):
+        sizes = self.stage_sizes(photo_size)
+        pre, (h, w) = self.preprocessing, sizes[-1]
+        if pre.resizes(sizes[-1]):
+            rows_t, cols = pre.resize_matrices(h, w)
+            rows = rows_t.T
+        else:
+            rows, cols = sparse.identity(h, np.float32, format="csr"), sparse.identity(w, np.float32, format="csr")
+        for step, size in reversed(list(zip(self.steps, sizes))):
+            pair = step.matrices(size)  # (rows (h', H), cols (w', W)); None: the identity for gradients
+            if pair is not None:
+                rows, cols = rows @ pair[0], cols @ pair[1]
+        rotation = self._grid_rotation(sizes)
+        return sparse.csr_matrix(rows, dtype=np.float32), sparse.csr_matrix(cols, dtype=np.float32), rotation
+
+    def adjoint_factors(self, grad: np.ndarray, photo_size: Size) -> tuple[np.ndarray, sparse.csr_matrix,
+                                                                             sparse.csr_matrix]:
+        """:meth:`adjoint` as one separable map: (canvas (3, h', w') float32 RGB, rows (h', H), cols (w', W)).
+
+        ``rows.T @ canvas[c] @ cols`` is channel c of :meth:`adjoint` (within
+        float32 rounding), rows and cols from :meth:`linear_matrices`; the
+        crop, channel order, scale and the rotation's transpose are in the
+        canvas. :func:`summed_adjoint` sums many pipelines' with one full-resolution pass.
+        """
+        rows, cols, rotation = self.linear_matrices(photo_size)
+        size = self.stage_sizes(photo_size)[-1]
+        canvas = self.preprocessing.adjoint_canvas(grad, size, grid_map=None if rotation is None
+                                                   else _per_channel(rotation.T))
+        return canvas, rows, cols
+
     def _adjoint_into(self, k: int, grad: np.ndarray, sizes: list[Size], out: np.ndarray, grid_map) -> None:
         """Add d/d (the photo before step ``k``) to ``out`` (3, *sizes[k])."""
         if k == len(self.steps):
@@ -187,17 +241,16 @@ class Pipeline:
 
     def _grid_map(self, sizes: list[Size]):
         """The rotation's transpose on the model's resize grid, (3, H', W') -> (3, H', W'); None without one."""
+        rotation = self._grid_rotation(sizes)
+        return None if rotation is None else _per_channel(rotation.T)
+
+    def _grid_rotation(self, sizes: list[Size]) -> Optional[sparse.csr_matrix]:
+        """The rotation on the model's resize grid, (H' W', H' W') float32 CSR; None without one."""
         rotations = [k for k, s in enumerate(self.steps) if isinstance(s, Rotate) and not s.is_noop(sizes[k])]
         if not rotations:
             return None
         k = rotations[0]
-        grid = self.preprocessing.resized_size_for(sizes[-1])
-        matrix_t = network_rotation(self.steps[k], sizes[k], grid).T.tocsr()
-
-        def rotate_back(canvas: np.ndarray) -> np.ndarray:
-            flat = canvas.reshape(3, -1)
-            return np.stack([matrix_t @ flat[c] for c in range(3)]).reshape(canvas.shape).astype(np.float32)
-        return rotate_back
+        return network_rotation(self.steps[k], sizes[k], self.preprocessing.resized_size_for(sizes[-1]))
 
     def fits(self, size: Size) -> bool:
         """Whether every step fits a photo of ``size`` (H, W) (see :meth:`stage_sizes`)."""
@@ -229,6 +282,89 @@ class Pipeline:
         if self.engine == "opencv":
             parts.append("OpenCV dnn")
         return ", ".join(parts)
+
+
+def _per_channel(matrix: sparse.csr_matrix):
+    """``matrix`` applied to each channel of a (3, H', W') float32 array, as a function."""
+    def apply(canvas: np.ndarray) -> np.ndarray:
+        flat = canvas.reshape(3, -1)
+        return np.stack([matrix @ flat[c] for c in range(3)]).reshape(canvas.shape).astype(np.float32)
+    return apply
+
+
+def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
+    """(k, 3, h, w) float32: the pipelines' data of ``photo`` (H, W, 3) uint8 RGB through their linear parts.
+
+    What each pipeline's gradient is the transpose of (:meth:`Pipeline.linear_matrices`):
+    the photo on each resize grid in one full-resolution pass a channel (the
+    rows of all k stacked), the rotation on that grid, then the library's
+    rounding to 8 bits (Pillow, OpenCV) or scikit-image's min-max stretch and
+    clip, and the exact steps after the resize (JPEG, crop, mean). Not the
+    libraries' own full-resolution calls (their rounding, a re-save, an
+    upload's JPEG): for gradient estimates of large photos, never verdicts.
+    """
+    size = photo.shape[:2]
+    maps = [p.linear_matrices(size) for p in pipelines]
+    stacked = sparse.vstack([rows for rows, _, _ in maps], format="csr")
+    resized = [np.empty((rows.shape[0], cols.shape[0], 3), np.float32) for rows, cols, _ in maps]
+    for c in range(3):
+        tall = stacked @ photo[:, :, c].astype(np.float32)  # (sum of h', W), 0-255
+        top = 0
+        for (rows, cols, _), out in zip(maps, resized):
+            out[:, :, c] = (cols @ tall[top:top + rows.shape[0]].T).T
+            top += rows.shape[0]
+    lo, hi = float(photo.min()), float(photo.max())
+    data = []
+    for pipeline, (rows, cols, rotation), x in zip(pipelines, maps, resized):
+        if rotation is not None:
+            x = _per_channel(rotation)(x.transpose(2, 0, 1)).transpose(1, 2, 0)
+        pre = pipeline.preprocessing
+        if pre.resizer == "skimage":  # caffe.io stretches to 0-1 by min and max: R x + lo (1 - R 1), clipped
+            ones = np.asarray(rows.sum(axis=1)) @ np.asarray(cols.sum(axis=1)).T
+            x = np.clip((x + lo * (1 - ones)[:, :, None]) / np.float32(255), lo / 255, hi / 255).astype(np.float32)
+        else:
+            x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        data.append(pre.after_resize(x, pipeline.stage_sizes(size)[-1]))
+    return np.stack(data)
+
+
+@lru_cache(maxsize=8)  # a step's pipelines
+def _linear_matrices(pipeline: Pipeline, photo_size: Size):
+    return pipeline._linear_matrices(photo_size)
+
+
+def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:
+    """(3, H, W) float32, RGB: the sum of several pipelines' :meth:`Pipeline.adjoint_factors` on one photo.
+
+    :func:`summed_adjoint_bands` put together.
+    """
+    out = np.empty((3, *photo_size), np.float32)
+    for c, rows, band in summed_adjoint_bands(factors, photo_size):
+        out[c, rows] = band
+    return out
+
+
+def summed_adjoint_bands(factors: list, photo_size: Size) -> Iterator[tuple[int, slice, np.ndarray]]:
+    """The sum of several pipelines' :meth:`Pipeline.adjoint_factors`, a band of rows at a time.
+
+    Yields (channel c (RGB), rows (a slice of the photo's H), (rows, W)
+    float32 band). ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as ``[rows_1;
+    ...; rows_k].T @ [canvas_1[c] @ cols_1; ...]``: the small products first,
+    then one banded product that makes each full-resolution row once for all k
+    pipelines (not once a pipeline), a band of about 16 MB at a time, so that
+    whoever uses it (the sign step) needs no full-size gradient.
+    """
+    H, W = photo_size
+    rows_t = sparse.vstack([rows for _, rows, _ in factors], format="csr").T.tocsr()  # (H, sum of h')
+    middle = np.empty((rows_t.shape[1], W), np.float32)  # C order: scipy would copy any other for every band
+    band = max(1, (1 << 22) // max(1, W))
+    for c in range(3):
+        top = 0
+        for canvas, rows, cols in factors:
+            middle[top:top + rows.shape[0]] = (cols.T @ canvas[c].T).T  # canvas_p[c] @ cols_p: (h', W)
+            top += rows.shape[0]
+        for top in range(0, H, band):
+            yield c, slice(top, top + band), rows_t[top:top + band] @ middle
 
 
 def model_pipeline(preprocessing: Preprocessing) -> Pipeline:

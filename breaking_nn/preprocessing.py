@@ -240,8 +240,17 @@ class Preprocessing:
             raise ModelError(
                 f"preprocess takes an (H, W, 3) RGB image in 0-1 (HWC, from load_image), not shape {image.shape}"
             )
-        x = self.encoded(self.resize_only(image, fast=fast) if resized is None else resized)
-        top, left, h, w = self.crop_box(image.shape[:2])
+        return self.after_resize(self.resize_only(image, fast=fast) if resized is None else resized,
+                                 image.shape[:2])
+
+    def after_resize(self, resized: np.ndarray, image_size: Size) -> np.ndarray:
+        """The steps after the resize: (H', W', 3) resized image (uint8 0-255 or float 0-1) -> (3, h, w) data.
+
+        The JPEG step, the crop, the channel order, ``raw_scale`` and the mean;
+        ``image_size`` (H, W): the photo that was resized (blob_crop's box depends on it).
+        """
+        x = self.encoded(resized)
+        top, left, h, w = self.crop_box(image_size)
         x = x[top:top + h, left:left + w]
         data = x.transpose(2, 0, 1)[self._channels] * np.float32(self.raw_scale)
         if self._mean is not None:
@@ -307,27 +316,39 @@ class Preprocessing:
         (3, H', W'), before the resize's transpose (a rotation's transpose at
         the network's scale: :mod:`breaking_nn.pipelines`).
         """
-        grad = np.asarray(grad, np.float32)
-        if grad.shape != (3, *self.output_size):
-            raise ModelError(f"adjoint takes a gradient of shape {(3, *self.output_size)}, not {grad.shape}")
         H, W = image_size
         if out is None:
             out = np.zeros((3, H, W), np.float32)
-        g = np.empty_like(grad)
-        g[self._channels] = grad * np.float32(self.raw_scale)
-        rh, rw = self.resized_size_for((H, W))
-        top, left, h, w = self.crop_box((H, W))
-        canvas = np.zeros((3, rh, rw), np.float32)
-        canvas[:, top:top + h, left:left + w] = g
-        if grid_map is not None:
-            canvas = grid_map(canvas)
-        if (H, W) == (rh, rw) and self.resizer != "pillow":  # Pillow's own resample even then; the others copy
+        canvas = self.adjoint_canvas(grad, image_size, grid_map=grid_map)
+        if not self.resizes(image_size):
             out += canvas
         else:
             rows_t, cols = self.resize_matrices(H, W)  # (H, rh), (rw, W)
             for c in range(3):  # rows^T canvas_c cols, one channel at a time
                 add_product(out[c], rows_t, canvas[c] @ cols)
         return out.transpose(1, 2, 0)
+
+    def adjoint_canvas(self, grad: np.ndarray, image_size: Size, *, grid_map=None) -> np.ndarray:
+        """(3, H', W') float32, RGB: the data gradient (3, h, w) on the resize grid, before the resize's transpose.
+
+        The transposes of the crop (zero padding), the channel order and
+        ``raw_scale``, then ``grid_map`` (see :meth:`adjoint`); ``image_size``
+        (H, W) is the photo's that is resized.
+        """
+        grad = np.asarray(grad, np.float32)
+        if grad.shape != (3, *self.output_size):
+            raise ModelError(f"adjoint takes a gradient of shape {(3, *self.output_size)}, not {grad.shape}")
+        g = np.empty_like(grad)
+        g[self._channels] = grad * np.float32(self.raw_scale)
+        rh, rw = self.resized_size_for(image_size)
+        top, left, h, w = self.crop_box(image_size)
+        canvas = np.zeros((3, rh, rw), np.float32)
+        canvas[:, top:top + h, left:left + w] = g
+        return canvas if grid_map is None else grid_map(canvas)
+
+    def resizes(self, image_size: Size) -> bool:
+        """Whether the resize of an ``image_size`` (H, W) photo is more than a copy (Pillow resamples even then)."""
+        return tuple(image_size) != self.resized_size_for(image_size) or self.resizer == "pillow"
 
     def deprocess(self, data: np.ndarray, *, add_mean: bool = True) -> np.ndarray:
         """(3, h, w) data -> (h, w, 3) RGB image, 0-1 where the data is a real image (not clipped).
@@ -432,27 +453,25 @@ def opencv_matrices(height: int, width: int, size: Size, scale: Optional[float],
 
     Read off ``cv2.resize`` itself at this very 2-D size and call (OpenCV picks
     its algorithm by both scales: integer factors, 2x, area's paths): float32
-    probes constant along one axis and comb-shaped along the other (see
-    :func:`library_matrix`), each one full-size 2-D resize. OpenCV's
+    probes comb-shaped along one axis (see :func:`library_matrix`) and constant
+    along the other over blocks wider than the reads, so that one full-size 2-D
+    resize holds many combs side by side (:func:`_packed_responses`). OpenCV's
     interpolations are separable with rows summing to one, so a probe constant
-    along x gives the row matrix in every column. The 8-bit resize is this
-    float map plus OpenCV's fixed-point rounding.
+    along x gives the row matrix in every output column whose reads stay in its
+    block. The 8-bit resize is this float map plus OpenCV's fixed-point rounding.
     """
     rh, rw = size
+    across_rows = _probe_blocks(width, rw)  # row probes are packed side by side along x, column probes along y
+    across_cols = _probe_blocks(height, rh)
+
+    def resize(probe: np.ndarray) -> np.ndarray:
+        return opencv_resize(probe, size, scale, interpolation)
 
     def along_rows(basis: np.ndarray) -> np.ndarray:  # (height, k) -> (rh, k)
-        columns = []
-        for k in range(basis.shape[1]):
-            probe = np.repeat(basis[:, k:k + 1].astype(np.float32), width, axis=1)
-            columns.append(opencv_resize(probe, size, scale, interpolation)[:, 0])
-        return np.stack(columns, axis=1)
+        return _packed_responses(basis, width, across_rows, resize, across_rows=True)
 
     def along_cols(basis: np.ndarray) -> np.ndarray:  # (width, k) -> (rw, k)
-        rows = []
-        for k in range(basis.shape[1]):
-            probe = np.repeat(basis[:, k][None, :].astype(np.float32), height, axis=0)
-            rows.append(opencv_resize(probe, size, scale, interpolation)[0, :])
-        return np.stack(rows, axis=1)
+        return _packed_responses(basis, height, across_cols, resize, across_rows=False)
 
     def matrix(n_in: int, n_out: int, resize_columns) -> sparse.csr_matrix:
         step = n_in / n_out
@@ -461,6 +480,58 @@ def opencv_matrices(height: int, width: int, size: Size, scale: Optional[float],
 
     rows = matrix(height, rh, along_rows)
     return rows.T.tocsr(), matrix(width, rw, along_cols)
+
+
+def _probe_blocks(n_across: int, m_across: int) -> list[tuple[int, int, int]]:
+    """Where probes can sit side by side across the other axis: [(first input, end, output read), ...].
+
+    The other axis is resized from ``n_across`` to ``m_across`` samples; output
+    sample ``read`` takes inputs only inside [first, end) (its reach, with the
+    margin :func:`opencv_matrices` uses, lies inside), so a probe constant
+    across that block and zero elsewhere gives, at ``read``, what a probe
+    constant across the whole axis gives (rows sum to one). Empty when the axis
+    is too short for one block: then every probe is a whole image of its own.
+    """
+    step = n_across / m_across
+    reach = int(np.ceil(max(step, 1.0))) + 3
+    width = 2 * reach + int(np.ceil(max(step, 1.0))) + 2  # the reads' window is wider than one output step
+    centres = (np.arange(m_across) + 0.5) * step - 0.5
+    blocks = []
+    for first in range(0, n_across - width + 1, width):
+        read = int(np.searchsorted(centres, first + reach))
+        if read < m_across and centres[read] <= first + width - 1 - reach:
+            blocks.append((first, first + width, read))
+    return blocks
+
+
+def _packed_responses(basis: np.ndarray, n_across: int, blocks: list[tuple[int, int, int]], resize, *,
+                      across_rows: bool) -> np.ndarray:
+    """(n, k) probe columns -> (n_out, k): each column resized as an image constant across the other axis.
+
+    ``resize`` is the 2-D call on a float32 image: (n, n_across) -> (n_out,
+    m_across) with ``across_rows`` (the probes vary along y), else (n_across, n)
+    -> (m_across, n_out). The columns are packed into :func:`_probe_blocks`'
+    blocks, as many a 2-D resize as there are blocks (with none, one whole
+    constant image a column), so the matrices of a 48 MP photo take a few
+    full-size resizes, not dozens.
+    """
+    per_probe = max(1, len(blocks))
+    out = []
+    for start in range(0, basis.shape[1], per_probe):
+        chunk = basis[:, start:start + per_probe].astype(np.float32)
+        shape = (basis.shape[0], n_across) if across_rows else (n_across, basis.shape[0])
+        probe = np.zeros(shape, np.float32)
+        places = blocks if blocks else [(0, n_across, 0)]
+        for i in range(chunk.shape[1]):
+            first, end, _ = places[i]
+            if across_rows:
+                probe[:, first:end] = chunk[:, i:i + 1]
+            else:
+                probe[first:end, :] = chunk[:, i][None, :]
+        response = resize(probe)
+        reads = [places[i][2] for i in range(chunk.shape[1])]
+        out.append(response[:, reads] if across_rows else response[reads, :].T)
+    return np.concatenate(out, axis=1)
 
 
 def jpeg_roundtrip(photo: np.ndarray, quality: int) -> np.ndarray:
@@ -567,10 +638,12 @@ def library_matrix(n_in: int, n_out: int, resize_columns, reach: int, centres: n
     """
     period = 2 * reach + 1
     if period < n_in:
-        probes = np.zeros((n_in, period))
+        probes = np.zeros((n_in, period + 1))
         for phase in range(period):
             probes[phase::period, phase] = 1.0
-        response = resize_columns(probes)  # (n_out, period)
+        check = np.random.default_rng(0).random(n_in)
+        probes[:, period] = check  # resized with the combs: columns are resized independently
+        response = resize_columns(probes)  # (n_out, period + 1)
         rows, cols, values = [], [], []
         for phase in range(period):
             source = phase + period * np.round((centres - phase) / period)  # the probe inside each output's reach
@@ -580,8 +653,7 @@ def library_matrix(n_in: int, n_out: int, resize_columns, reach: int, centres: n
             values.append(response[keep, phase])
         matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
                                    shape=(n_out, n_in), dtype=np.float64)
-        check = np.random.default_rng(0).random((n_in, 1))
-        if np.allclose(matrix @ check, resize_columns(check), rtol=1e-5, atol=1e-6):
+        if np.allclose(matrix @ check, response[:, period], rtol=1e-5, atol=1e-6):
             return _sparse32(matrix)
     blocks = []
     for start in range(0, n_in, _BLOCK):

@@ -1,24 +1,35 @@
-"""Seconds per step and peak memory of `breaking-nn attack` on 1, 12 and 48 MP photos, and the batch's cost.
+"""Where a robust attack step's time goes on 1, 12 and 48 MP photos: network passes against photo-side work.
 
 For each size, a photo is made from scikit-image's Chelsea (Pillow bicubic
-upscale, +-3 grey levels of noise, JPEG 90) and attacked by the command line,
-in the default robust mode, on Yahoo's open_nsfw (fetched as the tests do):
+upscale, +-3 grey levels of noise, JPEG 90) and attacked in a fresh process,
+as `breaking-nn attack` does it (``read_photo``, then
+:class:`~breaking_nn.photo_attack.AttackRun` with the defaults: robust,
+:data:`~breaking_nn.eot.DEFAULT_SAMPLES` pipelines a step, seed 0) on Yahoo's
+open_nsfw (fetched as the tests do), with an unreachable goal so that every
+step is a full one. Each step is split, in the same run:
 
-* peak RSS of the CLI process, from GNU time (``/usr/bin/time -f %M``);
-* seconds per step: two runs, ``--max-steps 1`` and ``--max-steps 3`` with an
-  unreachable ``--until``, so (t3 - t1) / 2 is the cost of two steps alone.
+* network: the forward and backward passes (:func:`~breaking_nn.eot.passes`);
+* photo side: the pipelines' data (:func:`~breaking_nn.eot.pipeline_data`),
+  then the gradient sent back through their adjoints and the sign step
+  (:meth:`~breaking_nn.photo_attack.AttackRun.feed`).
 
-Then, on open_nsfw's (3, 224, 224) data: one batched forward and backward pass
-of k images against k single passes (k = the default samples), interleaved,
-medians; the ratio says what batching buys on this machine.
+The first step is a warm-up (Caffe's allocations) and not counted; the figures
+are sums over the ``--steps`` after it. Then one complete suite check
+(:func:`~breaking_nn.suite.check_suite`) of the attacked pixels is timed, and
+the process's peak RSS (``ru_maxrss``: the photo, the model, the attack and the
+check) is read. Last, on open_nsfw's (3, 224, 224) data, one batched forward
+and backward pass of k images against k single passes (k = the default
+samples), interleaved, medians. Prints the CPU, the BLAS kernel and the
+machine's load average before and after.
 
-    .venv/bin/python scripts/benchmark_photo.py [--sizes 1,12,48] [--repeats 5]
+    .venv/bin/python scripts/benchmark_photo.py [--sizes 1,12,48] [--steps 3] [--repeats 5]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,10 +41,10 @@ import numpy as np
 from PIL import Image
 
 SIZES = {1: (1152, 864), 12: (4032, 3024), 48: (8064, 6048)}  # megapixels: (width, height)
-TIME = "/usr/bin/time"
 
 
 def make_photo(folder: Path, megapixels: int) -> Path:
+    """chelsea upscaled to SIZES[megapixels], +-3 grey levels of noise, saved as JPEG 90."""
     from skimage import data
 
     width, height = SIZES[megapixels]
@@ -44,18 +55,53 @@ def make_photo(folder: Path, megapixels: int) -> Path:
     return path
 
 
-def run_cli(photo: Path, model_file: Path, out: Path, steps: int) -> tuple[float, int]:
-    """(wall seconds, peak RSS in MB) of one `breaking-nn attack` run of ``steps`` steps."""
-    command = [TIME, "-f", "@peak %M", sys.executable, "-m", "breaking_nn", "attack", str(photo), "--target", "1",
-               "--model", str(model_file), "--out", str(out), "--force", "--max-steps", str(steps),
-               "--until", "0.999999"]
-    start = time.perf_counter()
+def model_file() -> Path:
+    from breaking_nn.open_nsfw import fetch_open_nsfw
+
+    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
+    return fetch_open_nsfw(cache / "models" / "open_nsfw")
+
+
+def measure(photo_path: Path, steps: int) -> dict:
+    """In this process: the split of ``steps`` attack steps (after one warm-up), one suite check, peak RSS."""
+    import breaking_nn as bnn
+    from breaking_nn.eot import passes, pipeline_data
+    from breaking_nn.images import read_photo
+    from breaking_nn.photo_attack import AttackRun
+    from breaking_nn.suite import check_suite
+
+    model = bnn.load_model(model_file())
+    pixels = read_photo(photo_path).pixels
+    run = AttackRun(model, pixels, 1, until=0.999999, max_steps=steps + 2)
+    split = {"data": 0.0, "network": 0.0, "adjoint": 0.0}
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        pipelines = run.pipelines()
+        data = pipeline_data(run.current, pipelines)
+        made = time.perf_counter()
+        probs, grads = passes(model, data, [run.label] * len(pipelines))
+        passed = time.perf_counter()
+        run.feed(probs, grads)
+        fed = time.perf_counter()
+        if step > 0:
+            split["data"] += made - started
+            split["network"] += passed - made
+            split["adjoint"] += fed - passed
+    started = time.perf_counter()
+    suite = check_suite(model, run.current, target=1, original_class=run.original_class)
+    check_s = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"steps": steps, **split, "check": check_s, "members": suite.n_total, "peak_mb": peak_mb,
+            "samples": run.samples}
+
+
+def measure_in_child(photo_path: Path, steps: int) -> dict:
+    """:func:`measure` in a fresh Python process (its own peak RSS), as JSON on its last stdout line."""
+    command = [sys.executable, __file__, "--child", str(photo_path), "--steps", str(steps)]
     result = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    peak = re.search(r"@peak (\d+)", result.stderr)
-    if result.returncode not in (0, 3) or peak is None:
-        raise SystemExit(f"breaking-nn attack failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return seconds, int(peak.group(1)) // 1024
+    if result.returncode != 0:
+        raise SystemExit(f"the measurement of {photo_path.name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def batch_ratio(model, k: int, repeats: int) -> tuple[float, float]:
@@ -75,36 +121,44 @@ def batch_ratio(model, k: int, repeats: int) -> tuple[float, float]:
     return statistics.median(batched), statistics.median(single)
 
 
+def load_text() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,12,48", help="megapixels to try, of 1, 12, 48 (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=3, help="steps timed after the warm-up (default: 3)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the batch comparison (default: 5)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not os.access(TIME, os.X_OK):
-        raise SystemExit(f"{TIME} (GNU time) is missing: sudo apt-get install time")
+    if args.child is not None:
+        print(json.dumps(measure(args.child, args.steps)))
+        return 0
 
     import breaking_nn as bnn
     from breaking_nn.blas_info import machine_summary
     from breaking_nn.eot import DEFAULT_SAMPLES
-    from breaking_nn.open_nsfw import fetch_open_nsfw
 
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    model_file = fetch_open_nsfw(cache / "models" / "open_nsfw")
-    print(f"breaking-nn attack, robust ({DEFAULT_SAMPLES} pipelines a step), open_nsfw; {machine_summary()}")
-    print(f"{'photo':>8} {'pixels':>12} {'s/step':>8} {'peak RSS':>9}")
+    print(f"robust attack steps ({DEFAULT_SAMPLES} pipelines a step), open_nsfw; {machine_summary()}")
+    print(f"before: {load_text()}")
+    print(f"{'photo':>6} {'pixels':>10} {'network':>8} {'data':>6} {'adjoint':>8} {'photo side':>10} "
+          f"{'photo/network':>13} {'suite check':>14} {'peak RSS':>9}   (seconds a step)")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
         for megapixels in [int(s) for s in args.sizes.split(",")]:
-            photo = make_photo(folder, megapixels)
-            one, peak_one = run_cli(photo, model_file, folder / "out.png", 1)
-            three, peak_three = run_cli(photo, model_file, folder / "out.png", 3)
+            photo = make_photo(Path(tmp), megapixels)
+            m = measure_in_child(photo, args.steps)
+            n = m["steps"]
+            network, data, adjoint = m["network"] / n, m["data"] / n, m["adjoint"] / n
             width, height = SIZES[megapixels]
-            print(f"{megapixels:>6}MP {width:>5}x{height:<6} {(three - one) / 2:>8.2f} "
-                  f"{max(peak_one, peak_three):>6} MB", flush=True)
-    model = bnn.load_model(model_file)
+            print(f"{megapixels:>4}MP {width:>4}x{height:<5} {network:>8.2f} {data:>6.2f} {adjoint:>8.2f} "
+                  f"{data + adjoint:>10.2f} {(data + adjoint) / network:>12.2f}x "
+                  f"{m['check']:>6.2f} s ({m['members']:>2}) {m['peak_mb'] / 1024:>6.2f} GB", flush=True)
+    model = bnn.load_model(model_file())
     batched, single = batch_ratio(model, DEFAULT_SAMPLES, args.repeats)
     print(f"one batch of {DEFAULT_SAMPLES} forward+backward passes: {batched * 1e3:.0f} ms; "
           f"{DEFAULT_SAMPLES} single passes: {single * 1e3:.0f} ms; batch / single = {batched / single:.2f}")
+    print(f"after: {load_text()}")
     return 0
 
 

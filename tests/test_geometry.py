@@ -11,7 +11,7 @@ from skimage import data as skdata
 from breaking_nn.errors import ModelError
 from breaking_nn.geometry import (AspectCrop, Crop, Encode, Rotate, Scale, Trim, Upload, max_shift,
                                   network_rotation)
-from breaking_nn.pipelines import Pipeline
+from breaking_nn.pipelines import Pipeline, linear_data, random_pipeline, summed_adjoint, verification_suite
 from breaking_nn.preprocessing import Preprocessing
 
 RNG = np.random.default_rng(11)
@@ -112,6 +112,73 @@ def test_upload_adjoint_passes_the_dot_product_test_against_the_library(resizer)
     y = np.random.default_rng(6).random((3, 224, 224))
     pipeline = Pipeline("upload", YAHOO, (Upload(1080, resizer, 80),))
     dot_test(model_side(small), x, pipeline.adjoint(y, x.shape[:2]), y)
+
+
+def test_one_pass_sum_of_adjoints_equals_each_pipelines_own_adjoint_summed():
+    """summed_adjoint (the attack's step) against Pipeline.adjoint, pipeline by pipeline and summed.
+
+    Draws of the family and every suite member (resizers of three libraries, windows, downscales,
+    uploads that resize, rotations, the squash and blobFromImage's crop) on a photo larger than an
+    upload's 1080: the composed banded matrices give the same map, up to float32 rounding."""
+    size = (1201, 1633)
+    rng = np.random.default_rng(12)
+    pipelines = [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(12)]
+    pipelines += verification_suite(YAHOO, photo_size=size, engines=True)
+    assert any(isinstance(s, Rotate) for p in pipelines for s in p.steps)
+    assert any(isinstance(s, Upload) and not s.is_noop(size) for p in pipelines for s in p.steps)
+    grads = [rng.standard_normal((3, 224, 224)).astype(np.float32) for _ in pipelines]
+    each = np.zeros((3, *size), np.float32)
+    for pipeline, grad in zip(pipelines, grads):
+        own = pipeline.adjoint(grad, size)
+        alone = summed_adjoint([pipeline.adjoint_factors(grad, size)], size).transpose(1, 2, 0)
+        np.testing.assert_allclose(alone, own, rtol=0, atol=2e-6 * float(np.abs(own).max()), err_msg=pipeline.name)
+        each += own.transpose(2, 0, 1)
+    together = summed_adjoint([p.adjoint_factors(g, size) for p, g in zip(pipelines, grads)], size)
+    np.testing.assert_allclose(together, each, rtol=0, atol=2e-6 * float(np.abs(each).max()))
+
+
+def test_linear_data_is_the_map_the_adjoint_transposes_and_close_to_the_libraries():
+    """A large photo's drawn data (linear_data): the transpose of its map is Pipeline.adjoint (dot-product
+    test on the map written with linear_matrices), and the data stay near the libraries' own calls."""
+    size = (1500, 2000)
+    photo = cv2.resize(skdata.chelsea(), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(21)
+    pipelines = [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(10)]
+    rotating = [any(isinstance(s, Rotate) for s in p.steps) for p in pipelines]
+    assert any(rotating) and not all(rotating)
+    for pipeline, data, rotates in zip(pipelines, linear_data(photo, pipelines), rotating):
+        exact = pipeline.forward(photo)
+        if rotates:  # rotated on the network's grid, not at full resolution: the same picture, edges aside
+            assert np.corrcoef(data.ravel(), exact.ravel())[0, 1] > 0.97, pipeline.name
+        else:  # the libraries' 8-bit rounding, amplified by a JPEG step at most
+            assert np.abs(data - exact).mean() < 2.5, pipeline.name
+    x = np.random.default_rng(22).random((*size, 3)).astype(np.float32)
+    y = np.random.default_rng(23).standard_normal((3, 224, 224)).astype(np.float32)
+    for pipeline in pipelines:
+        rows, cols, rotation = pipeline.linear_matrices(size)
+        grid = np.stack([np.asarray(rows @ x[:, :, c]) @ cols.T for c in range(3)])
+        if rotation is not None:
+            grid = np.stack([(rotation @ g.ravel()).reshape(g.shape) for g in grid])
+        top, left, h, w = pipeline.preprocessing.crop_box(pipeline.stage_sizes(size)[-1])
+        mapped = grid[[2, 1, 0], top:top + h, left:left + w] * 255.0
+        dot_test(mapped, x, pipeline.adjoint(y, size), y)
+
+
+def test_a_large_photos_step_data_judge_the_goal_by_the_exact_libraries():
+    """pipeline_data from LINEAR_DRAWS_FROM pixels: the model's own row is its exact forward, bit for bit;
+    the drawn rows are linear_data's; a smaller photo's drawn rows are the libraries' own calls."""
+    from breaking_nn.eot import LINEAR_DRAWS_FROM, pipeline_data
+
+    rng = np.random.default_rng(31)
+    for size in [(768, 1024), (300, 400)]:
+        photo = cv2.resize(skdata.chelsea(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        pipelines = [Pipeline("model", YAHOO)] + [random_pipeline(YAHOO, rng, photo_size=size) for _ in range(4)]
+        data = pipeline_data(photo, pipelines)
+        np.testing.assert_array_equal(data[0], pipelines[0].forward(photo))
+        drawn = (linear_data(photo, pipelines[1:]) if size[0] * size[1] >= LINEAR_DRAWS_FROM
+                 else np.stack([p.forward(photo, fast=True) for p in pipelines[1:]]))
+        np.testing.assert_array_equal(data[1:], drawn)
+    assert 300 * 400 < LINEAR_DRAWS_FROM <= 768 * 1024
 
 
 @pytest.mark.parametrize("library", ["pillow", "opencv"])

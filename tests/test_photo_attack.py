@@ -9,7 +9,7 @@ import breaking_nn as bnn
 from breaking_nn import paths
 from breaking_nn.metrics import grey_levels, perturbation_metrics, top_k
 from breaking_nn.model_file import read_model_file
-from breaking_nn.photo_attack import attack_photo, output_format
+from breaking_nn.photo_attack import attack_photo, budget_bounds, output_format, sign_step_bands
 from breaking_nn.pipelines import with_resizer
 from breaking_nn.preprocessing import Preprocessing
 from breaking_nn.suite import check_suite
@@ -269,3 +269,24 @@ def test_report_title_fits_the_figure_and_counts_the_classes_shown(tiny_model):
     assert " ".join(title.get_text().split()).endswith(str(result.metrics))
     titles = [ax.get_title() for ax in fig.axes]
     assert "Top 3 before" in titles and "Top 3 after" in titles  # the tiny model has 3 classes
+
+
+@pytest.mark.parametrize("budget", [1, 4, 255])
+def test_the_banded_sign_step_equals_the_clipped_int16_step(budget):
+    """sign_step_bands (8-bit moves where the budget allows, bounds made once) against the plain int16 clip,
+    over steps up and down, zero gradients and pixels at 0 and 255."""
+    rng = np.random.default_rng(budget)
+    original = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    original[:10], original[10:20] = 255, 0
+    pixels, expected = original.copy(), original.copy()
+    bounds = budget_bounds(original, budget)
+    for k, step in enumerate([1, 1, -1, 1, 1, 1, 1, -1, 1, 2, -3]):
+        grad = rng.standard_normal((3, 90, 70)).astype(np.float32)
+        grad[:, ::4] = 0
+        bands = [(c, slice(top, top + 25), grad[c, top:top + 25]) for c in range(3) for top in range(0, 90, 25)]
+        sign_step_bands(pixels, bands, step, original, budget, bounds=bounds)
+        moved = expected.astype(np.int16) + np.sign(grad.transpose(1, 2, 0)).astype(np.int16) * step
+        base = original.astype(np.int16)
+        expected = np.clip(moved, np.maximum(base - budget, 0), np.minimum(base + budget, 255)).astype(np.uint8)
+        np.testing.assert_array_equal(pixels, expected, err_msg=f"step {k}")
+    assert 0 < np.abs(pixels.astype(int) - original).max() <= budget
