@@ -38,7 +38,7 @@ import numbers
 import re
 import time
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -56,7 +56,7 @@ from .model import Classifier, load_model
 from .model_file import ModelSpec, read_model_file
 from .photo_attack import attack_photo, check_settings
 from .result_table import ResultTable
-from .suite import ROBUST_FRACTION, is_fooled
+from .suite import ROBUST_FRACTION, SuiteResult, is_fooled
 
 DEFAULT_EPSILONS = (1, 2, 4, 8)
 #: Timing columns: left out when two runs' results are compared.
@@ -242,27 +242,21 @@ def _attack_many(model: Classifier, jobs: list[tuple[_Photo, int]], settings: Ev
                                     untargeted=settings.untargeted, robust=settings.robust, samples=settings.samples)
             adversarials = [(r.adversarial, r.n_updates, r.suite) for r in results]
         for (item, epsilon), (adversarial, n_updates, suite) in zip(chunk, adversarials):
-            item.outcomes[epsilon] = replace(_judge(model, item, epsilon, adversarial, n_updates, suite.fraction,
-                                                    settings), missed=missed_members(suite))
-
-
-def missed_members(suite) -> str:
-    """The members of a :class:`~breaking_nn.suite.SuiteResult` not fooled, each with its engine, "; "-separated."""
-    return "; ".join(f"{row.name} ({row.engine})" for row in suite.rows if not row.fooled)
+            item.outcomes[epsilon] = _judge(model, item, epsilon, adversarial, n_updates, suite, settings)
 
 
 def _judge(model: Classifier, item: _Photo, epsilon: int, adversarial: np.ndarray, n_updates: int,
-           suite: float, settings: EvaluateSettings) -> _Outcome:
-    """Judge the PNG ``adversarial`` would be saved as; ``suite``: the fraction of the suite it fools."""
+           suite: SuiteResult, settings: EvaluateSettings) -> _Outcome:
+    """Judge the PNG ``adversarial`` would be saved as; ``suite``: the attack's check of it over the suite."""
     target = settings.target
     png = _png(adversarial)
     probs = model.forward(model.preprocess(decode_image(png)))  # what the saved file gives
     pipeline = is_fooled(probs, target=target, original_class=item.original_class)
-    fooled = pipeline and (not settings.robust or suite >= ROBUST_FRACTION)
+    fooled = pipeline and (not settings.robust or suite.passes)
     return _Outcome(epsilon=epsilon, png=png, steps=int(n_updates),
-                    pipeline=bool(pipeline), suite=float(suite),
+                    pipeline=bool(pipeline), suite=float(suite.fraction),
                     p_goal=goal_probability(probs, target=target, original_class=item.original_class),
-                    fooled=bool(fooled))
+                    fooled=bool(fooled), missed="; ".join(f"{row.name} ({row.engine})" for row in suite.missed))
 
 
 def _bracket(item: _Photo, epsilons: Sequence[int]) -> Optional[tuple[int, int]]:

@@ -99,9 +99,14 @@ class SuiteResult:
     def passes(self) -> bool:
         return self.fraction >= ROBUST_FRACTION
 
+    @property
+    def missed(self) -> list[SuiteRow]:
+        """The members run and not fooled, in suite order."""
+        return [row for row in self.rows if not row.fooled]
+
     def summary(self) -> str:
         """``fooled under 29 of 30 pipelines (not: rotate +5)``; after an early stop, how many were not run."""
-        missed = [row.name for row in self.rows if not row.fooled]
+        missed = [row.name for row in self.missed]
         notes = ([f"not: {', '.join(missed)}"] if missed else []) + \
             ([f"stopped early, {self.n_total - len(self.rows)} not run"] if not self.complete else [])
         return f"fooled under {self.n_fooled} of {self.n_total} pipelines" + (f" ({'; '.join(notes)})" if notes else "")

@@ -58,7 +58,7 @@ def main(names):
         early = check_suite(model, photo, target=1, original_class=result.original_class, stop_early=True)
         early_s = time.perf_counter() - started
         exact = attack_photo(model, photo, 1, robust=False)
-        missed = [row.name for row in exact.suite.rows if not row.fooled]
+        missed = [row.name for row in exact.suite.missed]
         print(f"{name} --exact: {exact.n_updates} steps, Linf {exact.metrics.linf:g}, "
               f"suite {exact.suite.n_fooled}/{exact.suite.n_total}, misses: {', '.join(missed)}")
         groups = ", ".join(f"{g} {f}/{n}" for g, (f, n) in full.by_group().items())
