@@ -398,17 +398,6 @@ def check_photo_size(photo: np.ndarray) -> None:
                           "it is upsized)")
 
 
-def sign_step(pixels: np.ndarray, grad: np.ndarray, step: int, original: np.ndarray, budget: int) -> None:
-    """In place: ``pixels += step * sign(grad)``, kept within ``budget`` grey levels of ``original`` and in 0-255.
-
-    ``pixels`` and ``original`` are (H, W, 3) uint8; ``grad`` (H, W, 3) float.
-    Done in bands of rows, so a 48 MP photo needs no full-size int16 copy.
-    """
-    band = max(1, (1 << 22) // (pixels.shape[1] * 3))
-    sign_step_bands(pixels, ((c, slice(top, top + band), grad[top:top + band, :, c])
-                             for top in range(0, pixels.shape[0], band) for c in range(3)), step, original, budget)
-
-
 def budget_bounds(original: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """(low, high), each (3, H, W) uint8, CHW: max(original - budget, 0) and min(original + budget, 255).
 
@@ -422,35 +411,28 @@ def budget_bounds(original: np.ndarray, budget: int) -> tuple[np.ndarray, np.nda
     return low, high
 
 
-def sign_step_bands(pixels: np.ndarray, bands, step: int, original: np.ndarray, budget: int, *,
-                    bounds: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
-    """:func:`sign_step` with the gradient given a band at a time: (channel c, rows slice, (rows, W) float).
+def sign_step_bands(pixels: np.ndarray, bands, step: int, bounds: tuple[np.ndarray, np.ndarray]) -> None:
+    """In place: ``pixels += step * sign(grad)``, kept within ``bounds`` (:func:`budget_bounds`: the budget
+    around the original, and 0-255).
 
-    As :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no full-size gradient is ever held.
-    The pixels are always within the budget already (the attack starts at
-    ``original``), so a step of one grey level moves a pixel only where it may,
-    in 8 bits, which equals the clip. ``bounds``: :func:`budget_bounds` of
-    ``original`` and ``budget``, when already made.
+    ``pixels`` is (H, W, 3) uint8; the gradient comes a band at a time, (channel c, rows slice,
+    (rows, W) float), as :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no full-size gradient
+    or int16 copy is ever held. The pixels are always within the bounds already (the attack starts at
+    the original), so a step of one grey level moves a pixel only where it may, in 8 bits, which
+    equals the clip.
     """
+    low_all, high_all = bounds
     for c, rows, grad in bands:
+        low, high = low_all[c, rows], high_all[c, rows]
+        view = np.ascontiguousarray(pixels[rows, :, c])  # one channel of HWC is strided: copied out and back
         if abs(step) == 1:  # whole grey levels of one: in 8 bits, pixels stay in range by moving only where they may
-            if bounds is None:
-                base = np.ascontiguousarray(original[rows, :, c])
-                low = np.maximum(base, np.uint8(budget)) - np.uint8(budget)  # max(original - budget, 0)
-                high = np.minimum(base, np.uint8(255 - budget)) + np.uint8(budget)  # min(original + budget, 255)
-            else:
-                low, high = bounds[0][c, rows], bounds[1][c, rows]
-            view = np.ascontiguousarray(pixels[rows, :, c])  # one channel of HWC is strided: copied out and back
             up, down = (grad > 0, grad < 0) if step == 1 else (grad < 0, grad > 0)
             np.add(view, up & (view < high), out=view, casting="unsafe")
             np.subtract(view, down & (view > low), out=view, casting="unsafe")
-            pixels[rows, :, c] = view
-            continue
-        moved = pixels[rows, :, c].astype(np.int16)
-        moved += np.sign(grad).astype(np.int16) * np.int16(step)
-        base = original[rows, :, c].astype(np.int16)
-        np.clip(moved, np.maximum(base - budget, 0), np.minimum(base + budget, 255), out=moved)
-        pixels[rows, :, c] = moved
+        else:
+            moved = view.astype(np.int16) + np.sign(grad).astype(np.int16) * np.int16(step)
+            view = np.clip(moved, low, high).astype(np.uint8)
+        pixels[rows, :, c] = view
 
 
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
@@ -617,8 +599,7 @@ class AttackRun:
         direction = -1 if self.untargeted else 1  # lower p(original class), or raise p(target)
         if self._bounds is None:  # made at the first step: (3, H, W) uint8 twice, the clip of every step
             self._bounds = budget_bounds(self.original, self.budget)
-        sign_step_bands(self.current, bands, direction * self.step_size, self.original, self.budget,
-                        bounds=self._bounds)
+        sign_step_bands(self.current, bands, direction * self.step_size, self._bounds)
         self.n_updates += 1
 
     def result(self, *, icc_profile: Optional[bytes] = None) -> "PhotoAttackResult":
