@@ -381,9 +381,7 @@ def with_resizer(preprocessing: Preprocessing, name: str, *, jpeg: Optional[int]
     """
     settings = dict(resizer="skimage", resample=None, antialias=False, interpolation=None, blob_crop=False)
     settings.update(RESIZER_FAMILY[name])
-    if squash:
-        settings.update(resize=None, crop=None)
-    return replace(preprocessing, **settings, jpeg_roundtrip=jpeg)
+    return replace(squashed(preprocessing) if squash else preprocessing, **settings, jpeg_roundtrip=jpeg)
 
 
 def squashed(preprocessing: Preprocessing) -> Preprocessing:
