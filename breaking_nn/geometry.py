@@ -29,7 +29,6 @@ keeps at least :data:`MIN_SIDE` pixels a side).
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,7 +41,7 @@ from scipy import sparse
 
 from .errors import ModelError
 from .preprocessing import (Size, jpeg_roundtrip, opencv_matrices, opencv_resize, pillow_matrix, pillow_resize,
-                            transposed)
+                            pillow_roundtrip, transposed)
 
 #: Smallest side a window may leave (Pillow and scikit-image need it to interpolate).
 MIN_SIDE = 3
@@ -383,12 +382,8 @@ Step = Union[Trim, Crop, AspectCrop, Scale, Encode, Upload, Rotate]
 
 def encode_roundtrip(photo: np.ndarray, format: str, quality: int) -> np.ndarray:
     """(H, W, 3) uint8 RGB saved as ``format`` ("JPEG" 4:2:0, or lossy "WEBP") at ``quality`` and decoded again."""
-    if format == "JPEG":
-        return jpeg_roundtrip(np.ascontiguousarray(photo), quality)
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(photo), "RGB").save(buffer, format=format, quality=quality)
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))
+    photo = np.ascontiguousarray(photo)
+    return jpeg_roundtrip(photo, quality) if format == "JPEG" else pillow_roundtrip(photo, format, quality=quality)
 
 
 def network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse.csr_matrix:

@@ -536,8 +536,13 @@ def _packed_responses(basis: np.ndarray, n_across: int, blocks: list[tuple[int, 
 
 def jpeg_roundtrip(photo: np.ndarray, quality: int) -> np.ndarray:
     """Encode (H, W, 3) uint8 RGB as JPEG at ``quality`` (:data:`JPEG_SUBSAMPLING`) and decode it again."""
+    return pillow_roundtrip(photo, "JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING)
+
+
+def pillow_roundtrip(photo: np.ndarray, format: str, **options) -> np.ndarray:
+    """(H, W, 3) uint8 RGB saved by Pillow as ``format`` with its save ``options`` and decoded again."""
     buffer = io.BytesIO()
-    Image.fromarray(photo, "RGB").save(buffer, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING)
+    Image.fromarray(photo, "RGB").save(buffer, format=format, **options)
     with Image.open(buffer) as decoded:
         return np.asarray(decoded.convert("RGB"))
 
