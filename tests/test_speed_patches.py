@@ -300,7 +300,7 @@ def test_caffes_gtests_passed_in_the_build():
 
 
 def openblas_sgemm():
-    """cblas_sgemm of the very BLAS libcaffe links (a (library path, function) pair), or a skip if it is not OpenBLAS."""
+    """(BlasInfo, cblas_sgemm) of the very BLAS libcaffe links, or a skip if it is not OpenBLAS."""
     import ctypes
 
     from breaking_nn.blas_info import caffe_blas
