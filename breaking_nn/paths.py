@@ -5,6 +5,8 @@ Environment variables (all optional):
                             prototxt and label list; default: the repository's ``models/``).
     BREAKING_NN_WEIGHTS     path of ``bvlc_googlenet.caffemodel``
                             (default: ``<models dir>/bvlc_googlenet/bvlc_googlenet.caffemodel``).
+    BREAKING_NN_CACHE       the set-up's cache: Caffe builds, the sdist, downloaded models
+                            (default: ``$XDG_CACHE_HOME/breaking-nn``, else ``~/.cache/breaking-nn``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,17 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path:
+    """The set-up's cache folder, by scripts/setup.sh's own rule (BREAKING_NN_CACHE, XDG_CACHE_HOME, ~/.cache)."""
+    return Path(os.environ.get("BREAKING_NN_CACHE")
+                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "breaking-nn")
+
+
+def open_nsfw_dir() -> Path:
+    """Where Yahoo's open_nsfw files are fetched to and kept (``<cache>/models/open_nsfw``)."""
+    return cache_dir() / "models" / "open_nsfw"
 
 
 def models_dir() -> Path:

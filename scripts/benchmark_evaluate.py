@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -104,10 +103,10 @@ def main() -> None:
     import pandas as pd
 
     if args.model is None:
+        from breaking_nn import paths
         from breaking_nn.open_nsfw import fetch_open_nsfw
 
-        cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-        args.model = str(fetch_open_nsfw(cache / "models" / "open_nsfw"))
+        args.model = str(fetch_open_nsfw(paths.open_nsfw_dir()))
     batches = [int(b) for b in args.batches.split(",")]
     modes = args.modes.split(",")
     print(machine_summary())

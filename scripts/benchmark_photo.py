@@ -56,10 +56,10 @@ def make_photo(folder: Path, megapixels: int) -> Path:
 
 
 def model_file() -> Path:
+    from breaking_nn import paths
     from breaking_nn.open_nsfw import fetch_open_nsfw
 
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    return fetch_open_nsfw(cache / "models" / "open_nsfw")
+    return fetch_open_nsfw(paths.open_nsfw_dir())
 
 
 def measure(photo_path: Path, steps: int) -> dict:

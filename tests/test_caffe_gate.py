@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from breaking_nn import paths
 from breaking_nn.blas_info import caffe_blas, libcaffe_path, linked_blas
 from breaking_nn.caffe_runtime import build_info
 
 REPO = Path(__file__).resolve().parents[1]
 GATE = REPO / "docker" / "caffe-gtests.sh"
-CACHE = Path(os.environ.get("BREAKING_NN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-             / "breaking-nn")
+CACHE = paths.cache_dir()
 recipe_only = pytest.mark.skipif(not GATE.is_file(), reason="the build recipe is not shipped here (Docker image)")
 
 
