@@ -19,7 +19,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .eot import pipeline_data
 from .model import Classifier
 from .photo_attack import AttackRun, PhotoAttackResult
 
@@ -46,7 +45,7 @@ def attack_photos(model: Classifier, photos: Sequence[np.ndarray], target: Optio
         if not active:
             break
         drawn = [run.pipelines() for run in active]
-        data = np.concatenate([pipeline_data(run.current, pipelines) for run, pipelines in zip(active, drawn)])
+        data = np.concatenate([run.data(pipelines) for run, pipelines in zip(active, drawn)])
         labels = [run.label for run, pipelines in zip(active, drawn) for _ in pipelines]
         probs, grads = model.forward_backward_batch(data, labels)
         at = 0

@@ -20,10 +20,12 @@ of the result is the plain attack's.
 
 Full-resolution work is done once a step, not once a pipeline: each
 pipeline's linear part is one banded pair of matrices (its windows, resizes
-and the model's resize multiplied), so the k adjoints are one stacked sparse
+and the model's resize multiplied), so the k adjoints are one stacked banded
 product (:func:`~breaking_nn.pipelines.summed_adjoint_bands`, a band of rows at
 a time, never a full-size gradient), and on a large photo the drawn
-pipelines' data are one stacked product too (:data:`LINEAR_DRAWS_FROM`).
+pipelines' data are one stacked product too (:data:`LINEAR_DRAWS_FROM`), both
+as BLAS tiles (:mod:`breaking_nn.banded`) over the HWC photo's rows, their
+full-size arrays in the attack's reused :class:`~breaking_nn.banded.Workspace`.
 """
 from __future__ import annotations
 
@@ -95,12 +97,12 @@ def summed_gradient(photo_size: tuple[int, int], pipelines: list[Pipeline], prob
     (:func:`~breaking_nn.pipelines.summed_adjoint`: each full-resolution row
     is written once a step, not once a pipeline).
     """
-    return summed_adjoint(_factors(photo_size, pipelines, probs, grads, label), photo_size).transpose(1, 2, 0)
+    return summed_adjoint(_factors(photo_size, pipelines, probs, grads, label), photo_size)
 
 
 def summed_gradient_bands(photo_size: tuple[int, int], pipelines: list[Pipeline], probs: np.ndarray,
                           grads: np.ndarray, label: int):
-    """:func:`summed_gradient` a band at a time: (channel c, rows slice, (rows, W) float32) (the sign step's)."""
+    """:func:`summed_gradient` a band of rows at a time: (rows slice, (rows, W, 3) float32 HWC) (the sign step's)."""
     return summed_adjoint_bands(_factors(photo_size, pipelines, probs, grads, label), photo_size)
 
 

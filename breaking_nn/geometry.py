@@ -408,7 +408,7 @@ def _network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse
     flags = ROTATE_INTERPOLATIONS[step.interpolation][1] | cv2.WARP_INVERSE_MAP
 
     def warp(image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(image.astype(np.float32), inverse[:2], (w, h), flags=flags,
+        return cv2.warpAffine(np.asarray(image, np.float32), inverse[:2], (w, h), flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     ys, xs = np.mgrid[0:h, 0:w]
@@ -416,21 +416,27 @@ def _network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse
     centre_y, centre_x = np.floor(src[1]) + 0.5, np.floor(src[0]) + 0.5
 
     def probed(period: int) -> sparse.csr_matrix:
-        """The matrix from period x period comb probes: one warp each, each output reading one probe of a phase."""
-        rows, cols, values = [], [], []
+        """The matrix from period x period comb probes: one warp each, each output reading one probe of a phase.
+
+        Output o's entry for the probe of phase (py, px) sits at the probe point of that phase nearest
+        o's source point; the (h w, period^2) table of them is the CSR matrix, row by row.
+        """
+        k = period * period
+        values = np.empty((h * w, k), np.float32)  # [o, py period + px]: output o's response to that probe
+        probe = np.zeros((h, w), np.float32)
         for py in range(period):
-            qy = py + period * np.round((centre_y - py) / period)
             for px in range(period):
-                probe = np.zeros((h, w), np.float32)
                 probe[py::period, px::period] = 1.0
-                response = warp(probe).ravel()
-                qx = px + period * np.round((centre_x - px) / period)
-                keep = (response != 0) & (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-                rows.append(np.nonzero(keep)[0])
-                cols.append((qy[keep] * w + qx[keep]).astype(np.int64))
-                values.append(response[keep])
-        return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                                 shape=(h * w, h * w), dtype=np.float32)
+                values[:, py * period + px] = warp(probe).ravel()
+                probe[py::period, px::period] = 0.0
+        phases = np.arange(period)[:, None]
+        qy = (phases + period * np.round((centre_y[None] - phases) / period)).astype(np.int32)  # (period, h w)
+        qx = (phases + period * np.round((centre_x[None] - phases) / period)).astype(np.int32)
+        inside = ((qy >= 0) & (qy < h))[:, None, :] & ((qx >= 0) & (qx < w))[None, :, :]
+        keep = (values != 0) & inside.reshape(k, -1).T
+        cols = (qy[:, None, :] * w + qx[None, :, :]).reshape(k, -1).T
+        indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+        return sparse.csr_matrix((values[keep], cols[keep], indptr), shape=(h * w, h * w), dtype=np.float32)
 
     check = np.random.default_rng(0).random((h, w)).astype(np.float32)
     expected = warp(check).ravel()

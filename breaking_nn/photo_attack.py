@@ -35,6 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
+from .banded import Workspace, reusing
 from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient_bands
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
@@ -399,15 +400,12 @@ def check_photo_size(photo: np.ndarray) -> None:
 
 
 def budget_bounds(original: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high), each (3, H, W) uint8, CHW: max(original - budget, 0) and min(original + budget, 255).
+    """(low, high), each (H, W, 3) uint8 HWC: max(original - budget, 0) and min(original + budget, 255).
 
-    What :func:`sign_step_bands` clips to, made once an attack (each channel contiguous).
+    What :func:`sign_step_bands` clips to, made once an attack.
     """
-    low, high = np.empty((2, 3, *original.shape[:2]), np.uint8)
-    for c in range(3):
-        base = original[:, :, c]
-        low[c] = np.maximum(base, np.uint8(budget)) - np.uint8(budget)
-        high[c] = np.minimum(base, np.uint8(255 - budget)) + np.uint8(budget)
+    low = np.maximum(original, np.uint8(budget)) - np.uint8(budget)
+    high = np.minimum(original, np.uint8(255 - budget)) + np.uint8(budget)
     return low, high
 
 
@@ -415,24 +413,24 @@ def sign_step_bands(pixels: np.ndarray, bands, step: int, bounds: tuple[np.ndarr
     """In place: ``pixels += step * sign(grad)``, kept within ``bounds`` (:func:`budget_bounds`: the budget
     around the original, and 0-255).
 
-    ``pixels`` is (H, W, 3) uint8; the gradient comes a band at a time, (channel c, rows slice,
-    (rows, W) float), as :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no full-size gradient
-    or int16 copy is ever held. The pixels are always within the bounds already (the attack starts at
-    the original), so a step of one grey level moves a pixel only where it may, in 8 bits, which
-    equals the clip.
+    ``pixels`` is (H, W, 3) uint8, C-contiguous; the gradient comes a band of rows at a time,
+    (rows slice, (rows, W, 3) float), as :func:`~breaking_nn.eot.summed_gradient_bands` makes it: no
+    full-size gradient or int16 copy is ever held. The pixels are always within the bounds already (the
+    attack starts at the original), so a step of one grey level moves a pixel only where it may, in
+    8 bits, which equals the clip.
     """
+    if not pixels.flags.c_contiguous:
+        raise ValueError("sign_step_bands changes C-contiguous (H, W, 3) pixels in place")
     low_all, high_all = bounds
-    for c, rows, grad in bands:
-        low, high = low_all[c, rows], high_all[c, rows]
-        view = np.ascontiguousarray(pixels[rows, :, c])  # one channel of HWC is strided: copied out and back
+    for rows, grad in bands:
+        low, high, view = low_all[rows], high_all[rows], pixels[rows]  # views: the band is changed in place
         if abs(step) == 1:  # whole grey levels of one: in 8 bits, pixels stay in range by moving only where they may
             up, down = (grad > 0, grad < 0) if step == 1 else (grad < 0, grad > 0)
             np.add(view, up & (view < high), out=view, casting="unsafe")
             np.subtract(view, down & (view > low), out=view, casting="unsafe")
         else:
             moved = view.astype(np.int16) + np.sign(grad).astype(np.int16) * np.int16(step)
-            view = np.clip(moved, low, high).astype(np.uint8)
-        pixels[rows, :, c] = view
+            view[...] = np.clip(moved, low, high)
 
 
 def as_photo(photo: Union[ImageSource, np.ndarray]) -> np.ndarray:
@@ -512,7 +510,7 @@ def attack_photo(
     with tqdm(total=max_steps, desc=desc, disable=not progress, leave=False) as bar:
         while not run.done:
             pipelines = run.pipelines()
-            run.feed(*passes(model, pipeline_data(run.current, pipelines), [run.label] * len(pipelines)))
+            run.feed(*passes(model, run.data(pipelines), [run.label] * len(pipelines)))
             bar.n = run.n_updates
             bar.set_postfix_str(f"{'p(target)' if run.target is not None else 'lead'}={run.value():.4f}")
     return run.result(icc_profile=source.icc_profile)
@@ -560,12 +558,18 @@ class AttackRun:
         self._suite_checked_at = -SUITE_EVERY
         self._pipelines: list[Pipeline] = []
         self._bounds: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.workspace = Workspace()  # the full-resolution scratch arrays' buffer, reused every step
 
     def pipelines(self) -> list[Pipeline]:
         """This step's pipelines: the model's own, then (robust) ``samples - 1`` drawn."""
         self._pipelines = (draw_pipelines(self.model, self.samples, self.rng, photo_size=self.current.shape[:2])
                            if self.robust else [self.own])
         return self._pipelines
+
+    def data(self, pipelines: list[Pipeline]) -> np.ndarray:
+        """(k, 3, h, w) float32: the current pixels through ``pipelines`` (:func:`~breaking_nn.eot.pipeline_data`)."""
+        with reusing(self.workspace):
+            return pipeline_data(self.current, pipelines)
 
     def value(self) -> float:
         """The goal's number for the last photo evaluated (see :meth:`PhotoAttackResult.progress`)."""
@@ -586,6 +590,7 @@ class AttackRun:
                 self.done = True
                 return
             if self.n_updates - self._suite_checked_at >= SUITE_EVERY or self.n_updates == self.max_steps:
+                self.workspace.release()  # the check's full-resolution stages need the memory more
                 self.suite = check_suite(self.model, self.current, target=self.target,
                                          original_class=self.original_class, stop_early=True)
                 self._suite_checked_at = self.n_updates
@@ -595,16 +600,18 @@ class AttackRun:
         if self.n_updates == self.max_steps:
             self.done = True
             return
-        bands = summed_gradient_bands(self.current.shape[:2], self._pipelines, probs, grads, self.label)
         direction = -1 if self.untargeted else 1  # lower p(original class), or raise p(target)
-        if self._bounds is None:  # made at the first step: (3, H, W) uint8 twice, the clip of every step
+        if self._bounds is None:  # made at the first step: (H, W, 3) uint8 twice, the clip of every step
             self._bounds = budget_bounds(self.original, self.budget)
-        sign_step_bands(self.current, bands, direction * self.step_size, self._bounds)
+        with reusing(self.workspace):
+            bands = summed_gradient_bands(self.current.shape[:2], self._pipelines, probs, grads, self.label)
+            sign_step_bands(self.current, bands, direction * self.step_size, self._bounds)
         self.n_updates += 1
 
     def result(self, *, icc_profile: Optional[bytes] = None) -> "PhotoAttackResult":
         """The outcome so far (the suite is checked on the current pixels if it was not yet)."""
         if self.suite is None or not self.suite.complete:  # an early-stopped check: the verdict runs every member
+            self.workspace.release()
             self.suite = check_suite(self.model, self.current, target=self.target, original_class=self.original_class)
         return PhotoAttackResult(
             model=self.model, original=self.original, adversarial=self.current, target=self.target,

@@ -24,7 +24,7 @@ For speed on large photos, :meth:`Pipeline.linear_matrices` writes the whole
 linear part as one banded pair of matrices (and a rotation on the resize
 grid): :func:`summed_adjoint_bands` sums many pipelines' transposes, and
 :func:`linear_data` makes their (approximate, non-verdict) data, each in one
-full-resolution pass.
+full-resolution pass (both as BLAS products: :mod:`breaking_nn.banded`).
 
 Two uses, both data here:
 
@@ -43,6 +43,7 @@ from typing import Iterator, Optional
 import numpy as np
 from scipy import sparse
 
+from .banded import BAND, BandTiles, interleaved, scratch
 from .errors import ModelError
 from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
                        UPLOAD_RESIZERS, UPLOAD_SIDES, AspectCrop, Crop, Encode, Rotate, Scale, Step, Trim, Upload,
@@ -296,26 +297,27 @@ def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     """(k, 3, h, w) float32: the pipelines' data of ``photo`` (H, W, 3) uint8 RGB through their linear parts.
 
     What each pipeline's gradient is the transpose of (:meth:`Pipeline.linear_matrices`):
-    the photo on each resize grid in one full-resolution pass a channel (the
-    rows of all k stacked), the rotation on that grid, then the library's
-    rounding to 8 bits (Pillow, OpenCV) or scikit-image's min-max stretch and
-    clip, and the exact steps after the resize (JPEG, crop, mean). Not the
-    libraries' own full-resolution calls (their rounding, a re-save, an
-    upload's JPEG): for gradient estimates of large photos, never verdicts.
+    the photo on each resize grid, the rows of all k stacked into one
+    full-resolution pass over the HWC photo as (H, 3 W) rows
+    (:class:`~breaking_nn.banded.BandTiles`), the rotation on that grid, then
+    the library's rounding to 8 bits (Pillow, OpenCV) or scikit-image's
+    min-max stretch and clip, and the exact steps after the resize (JPEG,
+    crop, mean). Not the libraries' own full-resolution calls (their rounding,
+    a re-save, an upload's JPEG): for gradient estimates of large photos, never
+    verdicts. The full-resolution product is a :func:`~breaking_nn.banded.scratch` array.
     """
     size = photo.shape[:2]
+    H, W = size
     maps = [p.linear_matrices(size) for p in pipelines]
-    stacked = sparse.vstack([rows for rows, _, _ in maps], format="csr")
-    resized = [np.empty((rows.shape[0], cols.shape[0], 3), np.float32) for rows, cols, _ in maps]
-    for c in range(3):
-        tall = stacked @ photo[:, :, c].astype(np.float32)  # (sum of h', W), 0-255
-        top = 0
-        for (rows, cols, _), out in zip(maps, resized):
-            out[:, :, c] = (cols @ tall[top:top + rows.shape[0]].T).T
-            top += rows.shape[0]
+    stacked = BandTiles(sparse.vstack([rows for rows, _, _ in maps], format="csr"))
+    tall = stacked.times(np.ascontiguousarray(photo).reshape(H, 3 * W)).reshape(-1, W, 3)  # (sum of h', W, 3) 0-255
     lo, hi = float(photo.min()), float(photo.max())
-    data = []
-    for pipeline, (rows, cols, rotation), x in zip(pipelines, maps, resized):
+    data, top = [], 0
+    for pipeline, (rows, cols, rotation) in zip(pipelines, maps):
+        h = rows.shape[0]
+        along = _column_tiles(cols)
+        x = along.rmatmul_transpose(tall[top:top + h].reshape(h, 3 * W)).reshape(h, cols.shape[0], 3)  # (h', w', 3)
+        top += h
         if rotation is not None:
             x = _per_channel(rotation)(x.transpose(2, 0, 1)).transpose(1, 2, 0)
         pre = pipeline.preprocessing
@@ -328,43 +330,57 @@ def linear_data(photo: np.ndarray, pipelines: list[Pipeline]) -> np.ndarray:
     return np.stack(data)
 
 
+def _column_tiles(cols: sparse.csr_matrix) -> BandTiles:
+    """The tiles of a pipeline's (w', W) column map on interleaved HWC rows, cached with the map itself
+    (a step's data and its gradient use the same)."""
+    tiles = getattr(cols, "_breaking_nn_tiles", None)
+    if tiles is None:
+        tiles = BandTiles(interleaved(cols), band=3 * BAND)
+        cols._breaking_nn_tiles = tiles
+    return tiles
+
+
 @lru_cache(maxsize=8)  # a step's pipelines
 def _linear_matrices(pipeline: Pipeline, photo_size: Size):
     return pipeline._linear_matrices(photo_size)
 
 
 def summed_adjoint(factors: list, photo_size: Size) -> np.ndarray:
-    """(3, H, W) float32, RGB: the sum of several pipelines' :meth:`Pipeline.adjoint_factors` on one photo.
+    """(H, W, 3) float32, HWC RGB: the sum of several pipelines' :meth:`Pipeline.adjoint_factors` on one photo.
 
     :func:`summed_adjoint_bands` put together.
     """
-    out = np.empty((3, *photo_size), np.float32)
-    for c, rows, band in summed_adjoint_bands(factors, photo_size):
-        out[c, rows] = band
+    out = np.empty((*photo_size, 3), np.float32)
+    for rows, band in summed_adjoint_bands(factors, photo_size):
+        out[rows] = band
     return out
 
 
-def summed_adjoint_bands(factors: list, photo_size: Size) -> Iterator[tuple[int, slice, np.ndarray]]:
-    """The sum of several pipelines' :meth:`Pipeline.adjoint_factors`, a band of rows at a time.
+def summed_adjoint_bands(factors: list, photo_size: Size) -> Iterator[tuple[slice, np.ndarray]]:
+    """The sum of several pipelines' :meth:`Pipeline.adjoint_factors`, a band of photo rows at a time.
 
-    Yields (channel c (RGB), rows (a slice of the photo's H), (rows, W)
-    float32 band). ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as ``[rows_1;
-    ...; rows_k].T @ [canvas_1[c] @ cols_1; ...]``: the small products first,
-    then one banded product that makes each full-resolution row once for all k
-    pipelines (not once a pipeline), a band of about 16 MB at a time, so that
-    whoever uses it (the sign step) needs no full-size gradient.
+    Yields (rows (a slice of the photo's H), (rows, W, 3) float32 HWC RGB
+    band), every band in order. ``sum_p rows_p.T @ canvas_p[c] @ cols_p`` as
+    ``[rows_1; ...; rows_k].T @ [canvas_1[c] @ cols_1; ...]``: the small
+    products first, all three channels side by side as (sum of h', 3 W) rows,
+    then one banded product (:class:`~breaking_nn.banded.BandTiles`) that
+    makes each full-resolution row once for all k pipelines, a band of
+    :data:`~breaking_nn.banded.BAND` rows at a time, so that whoever uses it
+    (the sign step) needs no full-size gradient. The (sum of h', 3 W) middle
+    product is a :func:`~breaking_nn.banded.scratch` array.
     """
     H, W = photo_size
-    rows_t = sparse.vstack([rows for _, rows, _ in factors], format="csr").T.tocsr()  # (H, sum of h')
-    middle = np.empty((rows_t.shape[1], W), np.float32)  # C order: scipy would copy any other for every band
-    band = max(1, (1 << 22) // max(1, W))
-    for c in range(3):
-        top = 0
-        for canvas, rows, cols in factors:
-            middle[top:top + rows.shape[0]] = (cols.T @ canvas[c].T).T  # canvas_p[c] @ cols_p: (h', W)
-            top += rows.shape[0]
-        for top in range(0, H, band):
-            yield c, slice(top, top + band), rows_t[top:top + band] @ middle
+    stacked = BandTiles(sparse.vstack([rows for _, rows, _ in factors], format="csr"))  # (sum of h', H)
+    shape = (stacked.shape[0], 3 * W)
+    middle = scratch(shape)
+    top = 0
+    for canvas, rows, cols in factors:
+        h, w = canvas.shape[1:]
+        along = _column_tiles(cols)  # canvas_p[c] @ cols_p for the three c at once
+        along.rmatmul(np.ascontiguousarray(canvas.transpose(1, 2, 0)).reshape(h, 3 * w), out=middle[top:top + h])
+        top += h
+    for rows, band in stacked.transposed_bands(middle):
+        yield rows, band.reshape(-1, W, 3)
 
 
 def model_pipeline(preprocessing: Preprocessing) -> Pipeline:

@@ -49,6 +49,7 @@ from PIL import Image
 from scipy import sparse
 from skimage.transform import resize as sk_resize
 
+from .banded import scratch
 from .errors import ModelError
 
 Size = tuple[int, int]
@@ -520,14 +521,16 @@ def _packed_responses(basis: np.ndarray, n_across: int, blocks: list[tuple[int, 
     for start in range(0, basis.shape[1], per_probe):
         chunk = basis[:, start:start + per_probe].astype(np.float32)
         shape = (basis.shape[0], n_across) if across_rows else (n_across, basis.shape[0])
-        probe = np.zeros(shape, np.float32)
+        probe = scratch(shape)  # full size: an attack's reused buffer (fresh memory is slow to touch)
+        across = probe if across_rows else probe.T  # (n, n_across) either way: blocks are its column ranges
         places = blocks if blocks else [(0, n_across, 0)]
+        done = 0
         for i in range(chunk.shape[1]):
             first, end, _ = places[i]
-            if across_rows:
-                probe[:, first:end] = chunk[:, i:i + 1]
-            else:
-                probe[first:end, :] = chunk[:, i][None, :]
+            across[:, done:first] = 0  # between blocks and (below) after the last: zeros
+            across[:, first:end] = chunk[:, i:i + 1]
+            done = end
+        across[:, done:] = 0
         response = resize(probe)
         reads = [places[i][2] for i in range(chunk.shape[1])]
         out.append(response[:, reads] if across_rows else response[reads, :].T)

@@ -9,7 +9,7 @@ open_nsfw (fetched as the tests do), with an unreachable goal so that every
 step is a full one. Each step is split, in the same run:
 
 * network: the forward and backward passes (:func:`~breaking_nn.eot.passes`);
-* photo side: the pipelines' data (:func:`~breaking_nn.eot.pipeline_data`),
+* photo side: the pipelines' data (:meth:`~breaking_nn.photo_attack.AttackRun.data`),
   then the gradient sent back through their adjoints and the sign step
   (:meth:`~breaking_nn.photo_attack.AttackRun.feed`).
 
@@ -65,7 +65,7 @@ def model_file() -> Path:
 def measure(photo_path: Path, steps: int) -> dict:
     """In this process: the split of ``steps`` attack steps (after one warm-up), one suite check, peak RSS."""
     import breaking_nn as bnn
-    from breaking_nn.eot import passes, pipeline_data
+    from breaking_nn.eot import passes
     from breaking_nn.images import read_photo
     from breaking_nn.photo_attack import AttackRun
     from breaking_nn.suite import check_suite
@@ -77,7 +77,7 @@ def measure(photo_path: Path, steps: int) -> dict:
     for step in range(steps + 1):
         started = time.perf_counter()
         pipelines = run.pipelines()
-        data = pipeline_data(run.current, pipelines)
+        data = run.data(pipelines)
         made = time.perf_counter()
         probs, grads = passes(model, data, [run.label] * len(pipelines))
         passed = time.perf_counter()
@@ -87,6 +87,7 @@ def measure(photo_path: Path, steps: int) -> dict:
             split["data"] += made - started
             split["network"] += passed - made
             split["adjoint"] += fed - passed
+    run.workspace.release()  # as AttackRun does before each check
     started = time.perf_counter()
     suite = check_suite(model, run.current, target=1, original_class=run.original_class)
     check_s = time.perf_counter() - started

@@ -127,12 +127,12 @@ def test_one_pass_sum_of_adjoints_equals_each_pipelines_own_adjoint_summed():
     assert any(isinstance(s, Rotate) for p in pipelines for s in p.steps)
     assert any(isinstance(s, Upload) and not s.is_noop(size) for p in pipelines for s in p.steps)
     grads = [rng.standard_normal((3, 224, 224)).astype(np.float32) for _ in pipelines]
-    each = np.zeros((3, *size), np.float32)
+    each = np.zeros((*size, 3), np.float32)
     for pipeline, grad in zip(pipelines, grads):
         own = pipeline.adjoint(grad, size)
-        alone = summed_adjoint([pipeline.adjoint_factors(grad, size)], size).transpose(1, 2, 0)
+        alone = summed_adjoint([pipeline.adjoint_factors(grad, size)], size)
         np.testing.assert_allclose(alone, own, rtol=0, atol=2e-6 * float(np.abs(own).max()), err_msg=pipeline.name)
-        each += own.transpose(2, 0, 1)
+        each += own
     together = summed_adjoint([p.adjoint_factors(g, size) for p, g in zip(pipelines, grads)], size)
     np.testing.assert_allclose(together, each, rtol=0, atol=2e-6 * float(np.abs(each).max()))
 

@@ -1,0 +1,195 @@
+"""A stacked banded matrix cut into dense tiles, so that the attack's full-resolution products run on BLAS.
+
+The attack's linear maps (:meth:`~breaking_nn.pipelines.Pipeline.linear_matrices`)
+are banded: each row of a pipeline's (h', H) matrix reads a run of
+neighbouring photo rows, and the run moves down the photo with the row.
+Stacked for k pipelines the matrix R is (S, H), S the sum of the h'. scipy
+multiplies it one non-zero at a time, reading a whole photo row for each
+(memory-bound: about 2 GFLOP/s on this project's machine). Cut R's columns
+(the photo's rows) into bands of :data:`BAND`: in one band only a few rows of
+R have non-zeros (per pipeline about ``BAND * h' / H`` plus a filter's
+reach), so the band is one small dense tile, and both products become
+OpenBLAS GEMMs over contiguous rows:
+
+* ``R @ X`` (a pipeline's data; X (H, N) float32 or uint8, N = 3 W for an
+  HWC photo): the sum over bands of ``tile @ X[band]``, each band converted
+  to float32 as it is used (no full-size float copy);
+* ``R.T @ M`` (the adjoint; M (S, N)): band by band, ``tile.T @ M[rows]``,
+  so that whoever takes the bands (the sign step) never needs the whole result.
+
+The tiles' zeros cost flops (about 3x as many as the non-zeros at 64 rows),
+but a GEMM does them several times faster than scipy does the non-zeros alone
+(``scripts/benchmark_photo.py``). Sums are float32 in BLAS's order, so results
+equal scipy's within float32 rounding.
+
+>>> from scipy import sparse
+>>> R = sparse.random(20, 300, density=0.05, format="csr", dtype=np.float32, random_state=0)
+>>> X = np.arange(300 * 6, dtype=np.float32).reshape(300, 6)
+>>> bool(np.allclose(BandTiles(R).times(X), R @ X, rtol=1e-5))
+True
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Optional
+
+import numpy as np
+from scipy import sparse
+
+#: Photo rows a tile covers: small enough that tiles stay dense (their zeros cost flops), large enough for a GEMM.
+BAND = 64
+
+
+class BandTiles:
+    """An (S, H) sparse matrix as dense tiles over bands of :data:`BAND` of its H columns (photo rows).
+
+    ``tiles`` holds, for each band ``[top, end)`` with a non-zero, (top, end,
+    rows (n,) int64: the rows of the matrix with non-zeros there, dense
+    (n, end - top) float32).
+    """
+
+    def __init__(self, matrix: sparse.spmatrix, *, band: int = BAND):
+        coo = sparse.coo_matrix(matrix, dtype=np.float32)
+        coo.sum_duplicates()  # one entry per place, so the tiles are filled by assignment
+        self.shape, self.band = coo.shape, int(band)
+        order = np.argsort(coo.col, kind="stable")
+        rows, cols, values = coo.row[order], coo.col[order], coo.data[order]
+        edges = np.searchsorted(cols, np.arange(0, self.shape[1] + self.band, self.band))
+        self.tiles, self._runs = [], []  # _runs: each tile's rows as runs of consecutive ones (first, end, at)
+        for i, top in enumerate(range(0, self.shape[1], self.band)):
+            lo, hi = edges[i], edges[i + 1]
+            if lo == hi:
+                continue
+            end = min(top + self.band, self.shape[1])
+            used = np.unique(rows[lo:hi])
+            dense = np.zeros((used.size, end - top), np.float32)
+            dense[np.searchsorted(used, rows[lo:hi]), cols[lo:hi] - top] = values[lo:hi]
+            self.tiles.append((top, end, used.astype(np.int64), dense))
+            self._runs.append(_runs(used))
+
+    def times(self, x: np.ndarray) -> np.ndarray:
+        """``matrix @ x``: (S, N) float32 for x (H, N) float32 or uint8 (0-255 stays 0-255).
+
+        The result is a :func:`scratch` array: valid until the next one is asked for.
+        """
+        if x.shape[0] != self.shape[1]:
+            raise ValueError(f"a ({self.shape[0]}, {self.shape[1]}) matrix times {x.shape}")
+        out = scratch((self.shape[0], x.shape[1]))
+        out.fill(0)
+        for (top, end, rows, dense), runs in zip(self.tiles, self._runs):
+            product = dense @ np.asarray(x[top:end], np.float32)
+            for first, last, at in runs:  # slices, not a fancy index: no gathered copy of the rows
+                out[first:last] += product[at:at + last - first]
+        return out
+
+    def transposed_bands(self, m: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        """``matrix.T @ m`` for m (S, N) float32, a band at a time: (rows slice of H, (rows, N) float32).
+
+        Every band of H is yielded, in order (all-zero ones too).
+        """
+        if m.shape[0] != self.shape[0]:
+            raise ValueError(f"the transpose of a ({self.shape[0]}, {self.shape[1]}) matrix times {m.shape}")
+        m = np.asarray(m, np.float32)
+        tiles = {top: (rows, dense) for top, _, rows, dense in self.tiles}
+        for top in range(0, self.shape[1], self.band):
+            end = min(top + self.band, self.shape[1])
+            if top in tiles:
+                rows, dense = tiles[top]
+                yield slice(top, end), dense.T @ m[rows]
+            else:
+                yield slice(top, end), np.zeros((end - top, m.shape[1]), np.float32)
+
+    def rmatmul(self, y: np.ndarray, *, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``y @ matrix``: (N, H) float32 for y (N, S); written into ``out`` (N, H) when given."""
+        if y.shape[1] != self.shape[0]:
+            raise ValueError(f"{y.shape} times a ({self.shape[0]}, {self.shape[1]}) matrix")
+        if out is None:
+            out = np.empty((y.shape[0], self.shape[1]), np.float32)
+        done = 0
+        for top, end, rows, dense in self.tiles:
+            out[:, done:top] = 0  # the bands no tile covers
+            out[:, top:end] = y[:, rows] @ dense
+            done = end
+        out[:, done:] = 0
+        return out
+
+    def rmatmul_transpose(self, y: np.ndarray) -> np.ndarray:
+        """``y @ matrix.T``: (N, S) float32 for y (N, H) float32."""
+        if y.shape[1] != self.shape[1]:
+            raise ValueError(f"{y.shape} times the transpose of a ({self.shape[0]}, {self.shape[1]}) matrix")
+        out = np.zeros((y.shape[0], self.shape[0]), np.float32)
+        for top, end, rows, dense in self.tiles:
+            out[:, rows] += y[:, top:end] @ dense.T
+        return out
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
+    """Sorted distinct ``rows`` as runs of consecutive numbers: [(first, end, index of first in rows), ...]."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [rows.size]])
+    return [(int(rows[a]), int(rows[b - 1]) + 1, int(a)) for a, b in zip(starts, ends)]
+
+
+def interleaved(matrix: sparse.spmatrix, channels: int = 3) -> sparse.csr_matrix:
+    """``matrix`` (m, n) acting on each channel of interleaved rows: (channels m, channels n), ``kron(matrix, I)``.
+
+    An (h, W, 3) HWC array's rows (h, 3 W) times ``interleaved(cols).T`` are
+    the rows of ``cols`` applied along W, channel by channel: (h, 3 w).
+    """
+    return sparse.kron(matrix, sparse.identity(channels, np.float32), format="csr").astype(np.float32)
+
+
+class Workspace:
+    """One float32 buffer that a run's full-resolution arrays reuse, step after step (see :func:`reusing`).
+
+    Freshly mapped memory is slow to touch: on this project's machines (VMs
+    that hand freed pages back to the host) about 1.5 ms a MB, so a 12 MP
+    step's (S, 3 W) product, 58 MB, would spend ~90 ms a step in page faults
+    if it were a new array each time (arrays over 32 MB are always new
+    mappings in glibc), and a 48 MP photo's OpenCV probe, 195 MB, ~0.3 s.
+    """
+
+    def __init__(self):
+        self._buffer = np.empty(0, np.float32)
+
+    def release(self) -> None:
+        """Give the buffer back (before memory-hungry work in between steps, such as a suite check)."""
+        self._buffer = np.empty(0, np.float32)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous float32 array of ``shape`` over the buffer (grown when too small), not cleared."""
+        size = int(np.prod(shape))
+        if self._buffer.size < size:
+            self._buffer = np.empty(0, np.float32)  # the old one goes first: never both at once
+            self._buffer = np.empty(size, np.float32)
+        return self._buffer[:size].reshape(shape)
+
+
+_REUSED: ContextVar[Optional[Workspace]] = ContextVar("breaking_nn_workspace", default=None)
+
+
+@contextmanager
+def reusing(workspace: Workspace) -> Iterator[Workspace]:
+    """Within the block, :func:`scratch` arrays come from ``workspace`` (an attack's, for all its steps).
+
+    >>> ws = Workspace()
+    >>> with reusing(ws):
+    ...     first = scratch((2, 3))
+    ...     second = scratch((3, 2))
+    >>> bool(np.shares_memory(first, second))
+    True
+    """
+    token = _REUSED.set(workspace)
+    try:
+        yield workspace
+    finally:
+        _REUSED.reset(token)
+
+
+def scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """An uncleared float32 array of ``shape``: the :func:`reusing` workspace's (valid until the next
+    ``scratch`` call: one use at a time), else a new one."""
+    workspace = _REUSED.get()
+    return np.empty(shape, np.float32) if workspace is None else workspace.empty(shape)
