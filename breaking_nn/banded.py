@@ -46,27 +46,36 @@ class BandTiles:
 
     ``tiles`` holds, for each band ``[top, end)`` with a non-zero, (top, end,
     rows (n,) int64: the rows of the matrix with non-zeros there, dense
-    (n, end - top) float32).
+    (n, end - top) float32). With ``channels`` c > 1 the tiles are those of
+    ``kron(matrix, I_c)``, (c S, c H): the matrix acting on each channel of
+    interleaved (HWC) rows, ``band`` still counted in the matrix's own columns.
     """
 
-    def __init__(self, matrix: sparse.spmatrix, *, band: int = BAND):
+    def __init__(self, matrix: sparse.spmatrix, *, band: int = BAND, channels: int = 1):
         coo = sparse.coo_matrix(matrix, dtype=np.float32)
         coo.sum_duplicates()  # one entry per place, so the tiles are filled by assignment
-        self.shape, self.band = coo.shape, int(band)
+        c = int(channels)
+        self.shape, self.band = (coo.shape[0] * c, coo.shape[1] * c), int(band) * c
         order = np.argsort(coo.col, kind="stable")
         rows, cols, values = coo.row[order], coo.col[order], coo.data[order]
-        edges = np.searchsorted(cols, np.arange(0, self.shape[1] + self.band, self.band))
-        self.tiles, self._runs = [], []  # _runs: each tile's rows as runs of consecutive ones (first, end, at)
-        for i, top in enumerate(range(0, self.shape[1], self.band)):
+        edges = np.searchsorted(cols, np.arange(0, coo.shape[1] + band, band))
+        self.tiles = []
+        for i, top in enumerate(range(0, coo.shape[1], band)):
             lo, hi = edges[i], edges[i + 1]
             if lo == hi:
                 continue
-            end = min(top + self.band, self.shape[1])
+            end = min(top + band, coo.shape[1])
             used = np.unique(rows[lo:hi])
             dense = np.zeros((used.size, end - top), np.float32)
             dense[np.searchsorted(used, rows[lo:hi]), cols[lo:hi] - top] = values[lo:hi]
-            self.tiles.append((top, end, used.astype(np.int64), dense))
-            self._runs.append(_runs(used))
+            if c > 1:  # kron(dense, I_c)
+                used, spread = (used[:, None] * c + np.arange(c)).ravel(), np.zeros((used.size * c, dense.shape[1] * c),
+                                                                                    np.float32)
+                for channel in range(c):
+                    spread[channel::c, channel::c] = dense
+                dense = spread
+            self.tiles.append((top * c, end * c, used.astype(np.int64), dense))
+        self._plan = None  # times' writes, made on its first call
 
     def times(self, x: np.ndarray) -> np.ndarray:
         """``matrix @ x``: (S, N) float32 for x (H, N) float32 or uint8 (0-255 stays 0-255).
@@ -75,12 +84,19 @@ class BandTiles:
         """
         if x.shape[0] != self.shape[1]:
             raise ValueError(f"a ({self.shape[0]}, {self.shape[1]}) matrix times {x.shape}")
+        if self._plan is None:
+            self._plan = _writes([rows for _, _, rows, _ in self.tiles], self.shape[0])
+        tile_writes, empty = self._plan
         out = scratch((self.shape[0], x.shape[1]))
-        out.fill(0)
-        for (top, end, rows, dense), runs in zip(self.tiles, self._runs):
+        for first, last in empty:
+            out[first:last] = 0
+        for (top, end, _, dense), writes in zip(self.tiles, tile_writes):
             product = dense @ np.asarray(x[top:end], np.float32)
-            for first, last, at in runs:  # slices, not a fancy index: no gathered copy of the rows
-                out[first:last] += product[at:at + last - first]
+            for first, last, at, new in writes:  # slices, not a fancy index: no gathered copy of the rows
+                if new:
+                    out[first:last] = product[at:at + last - first]
+                else:
+                    out[first:last] += product[at:at + last - first]
         return out
 
     def transposed_bands(self, m: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
@@ -124,21 +140,25 @@ class BandTiles:
         return out
 
 
-def _runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
-    """Sorted distinct ``rows`` as runs of consecutive numbers: [(first, end, index of first in rows), ...]."""
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [rows.size]])
-    return [(int(rows[a]), int(rows[b - 1]) + 1, int(a)) for a, b in zip(starts, ends)]
+def _writes(tile_rows: list[np.ndarray], n_rows: int):
+    """How each tile's product goes into the result: ([[(first, end, at, new), ...] a tile], empty).
 
-
-def interleaved(matrix: sparse.spmatrix, channels: int = 3) -> sparse.csr_matrix:
-    """``matrix`` (m, n) acting on each channel of interleaved rows: (channels m, channels n), ``kron(matrix, I)``.
-
-    An (h, W, 3) HWC array's rows (h, 3 W) times ``interleaved(cols).T`` are
-    the rows of ``cols`` applied along W, channel by channel: (h, 3 w).
+    Each tile's rows as runs of consecutive ones, cut where a row is met for
+    the first time (``new``: assigned, not added, so the result needs no
+    clearing first); ``at``: the run's first row in the tile. ``empty``:
+    [(first, end), ...], the rows no tile has, which are zeros.
     """
-    return sparse.kron(matrix, sparse.identity(channels, np.float32), format="csr").astype(np.float32)
+    seen = np.zeros(n_rows, bool)
+    writes = []
+    for rows in tile_rows:
+        fresh = ~seen[rows]
+        breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(fresh) != 0)) + 1
+        starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [rows.size]])
+        writes.append([(int(rows[a]), int(rows[b - 1]) + 1, int(a), bool(fresh[a])) for a, b in zip(starts, ends)])
+        seen[rows] = True
+    empty = np.flatnonzero(~seen)
+    breaks = np.flatnonzero(np.diff(empty) != 1) + 1
+    return writes, [(int(run[0]), int(run[-1]) + 1) for run in np.split(empty, breaks) if run.size]
 
 
 class Workspace:

@@ -413,37 +413,48 @@ def _network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse
 
     ys, xs = np.mgrid[0:h, 0:w]
     src = inverse[:2] @ np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)])  # where each output reads
-    centre_y, centre_x = np.floor(src[1]) + 0.5, np.floor(src[0]) + 0.5
+    near_y, near_x = np.rint(src[1]).astype(np.int32), np.rint(src[0]).astype(np.int32)
 
     def probed(period: int) -> sparse.csr_matrix:
         """The matrix from period x period comb probes: one warp each, each output reading one probe of a phase.
 
-        Output o's entry for the probe of phase (py, px) sits at the probe point of that phase nearest
-        o's source point; the (h w, period^2) table of them is the CSR matrix, row by row.
+        Output o reads pixels within ``period // 2`` of its source point
+        rounded (bilinear's 2 taps a side, bicubic's 4, wherever OpenCV's
+        1/32-pixel grid puts the point, fit in 3 and 5): that window holds
+        each phase once, so o's entry at window pixel (y, x) is its response
+        to the probe of phase (y mod period, x mod period). Row by row, the
+        window in order, is the CSR matrix; window pixels off the grid read a
+        0 and every 0 is dropped.
         """
-        k = period * period
-        values = np.empty((h * w, k), np.float32)  # [o, py period + px]: output o's response to that probe
+        k, half, n = period * period, period // 2, h * w
+        responses = np.empty(k * n + 1, np.float32)  # [phase n + o], phase = py period + px; then one 0
+        responses[-1] = 0
         probe = np.zeros((h, w), np.float32)
-        for py in range(period):
-            for px in range(period):
-                probe[py::period, px::period] = 1.0
-                values[:, py * period + px] = warp(probe).ravel()
-                probe[py::period, px::period] = 0.0
-        phases = np.arange(period)[:, None]
-        qy = (phases + period * np.round((centre_y[None] - phases) / period)).astype(np.int32)  # (period, h w)
-        qx = (phases + period * np.round((centre_x[None] - phases) / period)).astype(np.int32)
-        inside = ((qy >= 0) & (qy < h))[:, None, :] & ((qx >= 0) & (qx < w))[None, :, :]
-        keep = (values != 0) & inside.reshape(k, -1).T
-        cols = (qy[:, None, :] * w + qx[None, :, :]).reshape(k, -1).T
-        indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-        return sparse.csr_matrix((values[keep], cols[keep], indptr), shape=(h * w, h * w), dtype=np.float32)
+        for phase in range(k):
+            py, px = divmod(phase, period)
+            probe[py::period, px::period] = 1.0
+            cv2.warpAffine(probe, inverse[:2], (w, h), dst=responses[phase * n:(phase + 1) * n].reshape(h, w),
+                           flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            probe[py::period, px::period] = 0.0
+        offsets = np.arange(-half, half + 1, dtype=np.int32)
+        wy, wx = near_y[:, None] + offsets, near_x[:, None] + offsets  # (n, period): each output's window
+        at_y = np.where((wy >= 0) & (wy < h), (wy % period) * (period * n), k * n)  # off the grid: past the end
+        at_x = np.where((wx >= 0) & (wx < w), (wx % period) * n, k * n)
+        at = np.add(at_y[:, :, None], at_x[:, None, :])
+        at += np.arange(n, dtype=np.int32)[:, None, None]
+        values = np.take(responses, np.minimum(at, k * n, out=at).reshape(-1))  # (n k,): o's window, row by row
+        cols = np.multiply(np.clip(wy, 0, h - 1)[:, :, None], w, out=at)
+        cols += np.clip(wx, 0, w - 1)[:, None, :]
+        cols = cols.reshape(-1)
+        matrix = sparse.csr_matrix((values, cols, np.arange(0, n * k + 1, k, dtype=np.int32)), shape=(n, n))
+        matrix.eliminate_zeros()  # off the grid and out of reach
+        return matrix
 
     check = np.random.default_rng(0).random((h, w)).astype(np.float32)
     expected = warp(check).ravel()
-    # Bilinear reads 2 pixels a side, bicubic 4, around the source point; a period two wider than that
-    # keeps one probe of each phase in reach even where OpenCV's 1/32-pixel grid moves the point over a
-    # pixel edge; 7 if ever not.
-    for period in (4 if step.interpolation == "bilinear" else 6, 7):
+    # Bilinear reads 1 pixel either side of the rounded source point at most, bicubic 2 (see probed);
+    # a wider window if ever not.
+    for period in ((3, 5) if step.interpolation == "bilinear" else (5, 7)):
         matrix = probed(period)
         if np.allclose(matrix @ check.ravel(), expected, atol=1e-4):
             return matrix

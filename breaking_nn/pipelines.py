@@ -43,7 +43,7 @@ from typing import Iterator, Optional
 import numpy as np
 from scipy import sparse
 
-from .banded import BAND, BandTiles, interleaved, scratch
+from .banded import BAND, BandTiles, scratch
 from .errors import ModelError
 from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
                        UPLOAD_RESIZERS, UPLOAD_SIDES, AspectCrop, Crop, Encode, Rotate, Scale, Step, Trim, Upload,
@@ -335,7 +335,7 @@ def _column_tiles(cols: sparse.csr_matrix) -> BandTiles:
     (a step's data and its gradient use the same)."""
     tiles = getattr(cols, "_breaking_nn_tiles", None)
     if tiles is None:
-        tiles = BandTiles(interleaved(cols), band=3 * BAND)
+        tiles = BandTiles(cols, band=BAND, channels=3)
         cols._breaking_nn_tiles = tiles
     return tiles
 

@@ -514,7 +514,9 @@ def _packed_responses(basis: np.ndarray, n_across: int, blocks: list[tuple[int, 
     -> (m_across, n_out). The columns are packed into :func:`_probe_blocks`'
     blocks, as many a 2-D resize as there are blocks (with none, one whole
     constant image a column), so the matrices of a 48 MP photo take a few
-    full-size resizes, not dozens.
+    full-size resizes, not dozens. Only the blocks are written: the rest of
+    the probe holds whatever its buffer held, which no output read here
+    reaches (OpenCV's resizes are separable, each output reading its reach).
     """
     per_probe = max(1, len(blocks))
     out = []
@@ -524,13 +526,9 @@ def _packed_responses(basis: np.ndarray, n_across: int, blocks: list[tuple[int, 
         probe = scratch(shape)  # full size: an attack's reused buffer (fresh memory is slow to touch)
         across = probe if across_rows else probe.T  # (n, n_across) either way: blocks are its column ranges
         places = blocks if blocks else [(0, n_across, 0)]
-        done = 0
         for i in range(chunk.shape[1]):
             first, end, _ = places[i]
-            across[:, done:first] = 0  # between blocks and (below) after the last: zeros
             across[:, first:end] = chunk[:, i:i + 1]
-            done = end
-        across[:, done:] = 0
         response = resize(probe)
         reads = [places[i][2] for i in range(chunk.shape[1])]
         out.append(response[:, reads] if across_rows else response[reads, :].T)

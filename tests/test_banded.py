@@ -50,6 +50,29 @@ def test_a_matrix_with_empty_bands_and_repeated_entries():
         tiles.times(np.zeros((199, 2), np.float32))
 
 
+def test_a_result_never_reads_what_the_reused_buffer_held_before():
+    """times assigns each row where it first meets it and zeroes rows no tile has: no clearing, no leftovers."""
+    matrix = sparse.vstack([stacked_resizes(301), sparse.csr_matrix((2, 301), dtype=np.float32)], format="csr")
+    x = np.random.default_rng(4).integers(0, 256, (301, 9), dtype=np.uint8)
+    with reusing(Workspace()):
+        scratch((matrix.shape[0], 9)).fill(np.nan)
+        result = BandTiles(matrix, band=16).times(x)
+        np.testing.assert_allclose(result, matrix @ x.astype(np.float32), rtol=1e-5, atol=1e-3)
+        assert not result[-2:].any()
+
+
+def test_channel_tiles_are_the_matrix_on_each_channel_of_interleaved_rows():
+    """channels=3: kron(matrix, I3), the (w', W) column map acting on an HWC photo's (3 W) rows."""
+    cols = pillow_matrix(90, 31, "bicubic")
+    tiles = BandTiles(cols, band=8, channels=3)
+    kron = sparse.kron(cols, sparse.identity(3, np.float32), format="csr")
+    assert tiles.shape == kron.shape == (93, 270)
+    y = np.random.default_rng(6).standard_normal((5, 93)).astype(np.float32)
+    np.testing.assert_allclose(tiles.rmatmul(y), y @ kron, rtol=0, atol=1e-5)
+    z = np.random.default_rng(7).standard_normal((5, 270)).astype(np.float32)
+    np.testing.assert_allclose(tiles.rmatmul_transpose(z), z @ kron.T, rtol=0, atol=1e-5)
+
+
 def test_scratch_arrays_share_the_workspace_inside_reusing_and_are_new_outside():
     ws = Workspace()
     with reusing(ws):
