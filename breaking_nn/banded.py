@@ -23,6 +23,8 @@ but a GEMM does them several times faster than scipy does the non-zeros alone
 equal scipy's within float32 rounding.
 
 >>> from scipy import sparse
+
+from .workspace import scratch
 >>> R = sparse.random(20, 300, density=0.05, format="csr", dtype=np.float32, random_state=0)
 >>> X = np.arange(300 * 6, dtype=np.float32).reshape(300, 6)
 >>> bool(np.allclose(BandTiles(R).times(X), R @ X, rtol=1e-5))
@@ -30,12 +32,12 @@ True
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Iterator, Optional
 
 import numpy as np
 from scipy import sparse
+
+from .workspace import scratch
 
 #: Photo rows a tile covers: small enough that tiles stay dense (their zeros cost flops), large enough for a GEMM.
 BAND = 64
@@ -159,57 +161,3 @@ def _writes(tile_rows: list[np.ndarray], n_rows: int):
     empty = np.flatnonzero(~seen)
     breaks = np.flatnonzero(np.diff(empty) != 1) + 1
     return writes, [(int(run[0]), int(run[-1]) + 1) for run in np.split(empty, breaks) if run.size]
-
-
-class Workspace:
-    """One float32 buffer that a run's full-resolution arrays reuse, step after step (see :func:`reusing`).
-
-    Freshly mapped memory is slow to touch: on this project's machines (VMs
-    that hand freed pages back to the host) about 1.5 ms a MB, so a 12 MP
-    step's (S, 3 W) product, 58 MB, would spend ~90 ms a step in page faults
-    if it were a new array each time (arrays over 32 MB are always new
-    mappings in glibc), and a 48 MP photo's OpenCV probe, 195 MB, ~0.3 s.
-    """
-
-    def __init__(self):
-        self._buffer = np.empty(0, np.float32)
-
-    def release(self) -> None:
-        """Give the buffer back (before memory-hungry work in between steps, such as a suite check)."""
-        self._buffer = np.empty(0, np.float32)
-
-    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A C-contiguous float32 array of ``shape`` over the buffer (grown when too small), not cleared."""
-        size = int(np.prod(shape))
-        if self._buffer.size < size:
-            self._buffer = np.empty(0, np.float32)  # the old one goes first: never both at once
-            self._buffer = np.empty(size, np.float32)
-        return self._buffer[:size].reshape(shape)
-
-
-_REUSED: ContextVar[Optional[Workspace]] = ContextVar("breaking_nn_workspace", default=None)
-
-
-@contextmanager
-def reusing(workspace: Workspace) -> Iterator[Workspace]:
-    """Within the block, :func:`scratch` arrays come from ``workspace`` (an attack's, for all its steps).
-
-    >>> ws = Workspace()
-    >>> with reusing(ws):
-    ...     first = scratch((2, 3))
-    ...     second = scratch((3, 2))
-    >>> bool(np.shares_memory(first, second))
-    True
-    """
-    token = _REUSED.set(workspace)
-    try:
-        yield workspace
-    finally:
-        _REUSED.reset(token)
-
-
-def scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """An uncleared float32 array of ``shape``: the :func:`reusing` workspace's (valid until the next
-    ``scratch`` call: one use at a time), else a new one."""
-    workspace = _REUSED.get()
-    return np.empty(shape, np.float32) if workspace is None else workspace.empty(shape)

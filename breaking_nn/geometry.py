@@ -421,32 +421,26 @@ def _network_rotation(step: Rotate, stage_size: Size, grid_size: Size) -> sparse
         Output o reads pixels within ``period // 2`` of its source point
         rounded (bilinear's 2 taps a side, bicubic's 4, wherever OpenCV's
         1/32-pixel grid puts the point, fit in 3 and 5): that window holds
-        each phase once, so o's entry at window pixel (y, x) is its response
-        to the probe of phase (y mod period, x mod period). Row by row, the
-        window in order, is the CSR matrix; window pixels off the grid read a
-        0 and every 0 is dropped.
+        each phase once, so o's response to the probe of phase (py, px) is
+        its entry at the window's pixel of that phase (0 where that pixel is
+        off the grid). Row o of the CSR matrix is those entries, phase by
+        phase; the zeros are dropped.
         """
         k, half, n = period * period, period // 2, h * w
-        responses = np.empty(k * n + 1, np.float32)  # [phase n + o], phase = py period + px; then one 0
-        responses[-1] = 0
+        responses = np.empty((k, n), np.float32)  # [py period + px, o]
         probe = np.zeros((h, w), np.float32)
         for phase in range(k):
             py, px = divmod(phase, period)
             probe[py::period, px::period] = 1.0
-            cv2.warpAffine(probe, inverse[:2], (w, h), dst=responses[phase * n:(phase + 1) * n].reshape(h, w),
-                           flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            cv2.warpAffine(probe, inverse[:2], (w, h), dst=responses[phase].reshape(h, w), flags=flags,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             probe[py::period, px::period] = 0.0
-        offsets = np.arange(-half, half + 1, dtype=np.int32)
-        wy, wx = near_y[:, None] + offsets, near_x[:, None] + offsets  # (n, period): each output's window
-        at_y = np.where((wy >= 0) & (wy < h), (wy % period) * (period * n), k * n)  # off the grid: past the end
-        at_x = np.where((wx >= 0) & (wx < w), (wx % period) * n, k * n)
-        at = np.add(at_y[:, :, None], at_x[:, None, :])
-        at += np.arange(n, dtype=np.int32)[:, None, None]
-        values = np.take(responses, np.minimum(at, k * n, out=at).reshape(-1))  # (n k,): o's window, row by row
-        cols = np.multiply(np.clip(wy, 0, h - 1)[:, :, None], w, out=at)
-        cols += np.clip(wx, 0, w - 1)[:, None, :]
-        cols = cols.reshape(-1)
-        matrix = sparse.csr_matrix((values, cols, np.arange(0, n * k + 1, k, dtype=np.int32)), shape=(n, n))
+        phases = np.arange(period, dtype=np.int32)[None, :]
+        at_y = np.clip(near_y[:, None] - half + (phases - near_y[:, None] + half) % period, 0, h - 1)  # (n, period)
+        at_x = np.clip(near_x[:, None] - half + (phases - near_x[:, None] + half) % period, 0, w - 1)
+        cols = np.multiply(at_y[:, :, None], w, dtype=np.int32) + at_x[:, None, :]  # (n, py, px)
+        matrix = sparse.csr_matrix((np.ascontiguousarray(responses.T).reshape(-1), cols.reshape(-1),
+                                    np.arange(0, n * k + 1, k, dtype=np.int32)), shape=(n, n))
         matrix.eliminate_zeros()  # off the grid and out of reach
         return matrix
 

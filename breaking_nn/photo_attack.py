@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .banded import Workspace, reusing
+from .workspace import Workspace, reusing
 from .eot import DEFAULT_SAMPLES, draw_pipelines, passes, pipeline_data, summed_gradient_bands
 from .errors import AttackError, SaveError
 from .images import ImageSource, Photo, read_photo
@@ -400,7 +400,7 @@ def check_photo_size(photo: np.ndarray) -> None:
 
 
 def budget_bounds(original: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high), each (H, W, 3) uint8 HWC: max(original - budget, 0) and min(original + budget, 255).
+    """(low, high), each (H, W, 3) uint8 HWC: max(original - budget, 0) and min(original + budget, 255), budget 1-255.
 
     What :func:`sign_step_bands` clips to, made once an attack.
     """
@@ -425,9 +425,12 @@ def sign_step_bands(pixels: np.ndarray, bands, step: int, bounds: tuple[np.ndarr
     for rows, grad in bands:
         low, high, view = low_all[rows], high_all[rows], pixels[rows]  # views: the band is changed in place
         if abs(step) == 1:  # whole grey levels of one: in 8 bits, pixels stay in range by moving only where they may
-            up, down = (grad > 0, grad < 0) if step == 1 else (grad < 0, grad > 0)
-            np.add(view, up & (view < high), out=view, casting="unsafe")
-            np.subtract(view, down & (view > low), out=view, casting="unsafe")
+            up = (grad > 0 if step == 1 else grad < 0).view(np.uint8)  # 0 or 1 a pixel
+            np.minimum(view, high - up, out=view)  # one below the bound where it moves up (high >= 1)
+            view += up
+            down = (grad < 0 if step == 1 else grad > 0).view(np.uint8)
+            np.maximum(view, low + down, out=view)  # low <= 254
+            view -= down
         else:
             moved = view.astype(np.int16) + np.sign(grad).astype(np.int16) * np.int16(step)
             view[...] = np.clip(moved, low, high)

@@ -43,7 +43,8 @@ from typing import Iterator, Optional
 import numpy as np
 from scipy import sparse
 
-from .banded import BAND, BandTiles, scratch
+from .banded import BAND, BandTiles
+from .workspace import scratch
 from .errors import ModelError
 from .geometry import (MAX_CROP, MAX_DEGREES, MIN_SIDE, ROTATE_INTERPOLATIONS, ROTATE_LIBRARIES, UPLOAD_QUALITY,
                        UPLOAD_RESIZERS, UPLOAD_SIDES, AspectCrop, Crop, Encode, Rotate, Scale, Step, Trim, Upload,

@@ -49,7 +49,7 @@ from PIL import Image
 from scipy import sparse
 from skimage.transform import resize as sk_resize
 
-from .banded import scratch
+from .workspace import pillow_rgb, scratch
 from .errors import ModelError
 
 Size = tuple[int, int]
@@ -408,10 +408,14 @@ def resize_image(image: np.ndarray, size: Size, *, antialias: bool = False) -> n
 
 
 def pillow_resize(photo: np.ndarray, size: Size, resample: str = "bilinear") -> np.ndarray:
-    """``Image.resize`` of an (H, W, 3) uint8 RGB photo to ``size`` (H', W'): uint8 (H', W', 3)."""
+    """``Image.resize`` of an (H, W, 3) uint8 RGB photo to ``size`` (H', W'): uint8 (H', W', 3).
+
+    Inside an attack's :func:`~breaking_nn.workspace.reusing`, the photo is copied into the Pillow image the
+    attack keeps (:func:`~breaking_nn.workspace.pillow_rgb`).
+    """
     if photo.shape[:2] == tuple(size):
         return photo
-    resized = Image.fromarray(photo, "RGB").resize((size[1], size[0]), RESAMPLES[resample])
+    resized = pillow_rgb(photo).resize((size[1], size[0]), RESAMPLES[resample])
     return np.asarray(resized)
 
 

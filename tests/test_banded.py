@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from breaking_nn.banded import BAND, BandTiles, Workspace, reusing, scratch
+from breaking_nn.banded import BAND, BandTiles
+from breaking_nn.workspace import Workspace, reusing, scratch
 from breaking_nn.preprocessing import pillow_matrix, resize_matrix
 
 
@@ -71,23 +72,6 @@ def test_channel_tiles_are_the_matrix_on_each_channel_of_interleaved_rows():
     np.testing.assert_allclose(tiles.rmatmul(y), y @ kron, rtol=0, atol=1e-5)
     z = np.random.default_rng(7).standard_normal((5, 270)).astype(np.float32)
     np.testing.assert_allclose(tiles.rmatmul_transpose(z), z @ kron.T, rtol=0, atol=1e-5)
-
-
-def test_scratch_arrays_share_the_workspace_inside_reusing_and_are_new_outside():
-    ws = Workspace()
-    with reusing(ws):
-        first = scratch((300, 7))
-        second = scratch((7, 300))  # same size: same memory
-        bigger = scratch((600, 7))  # grown: new memory, the old buffer let go
-        assert np.shares_memory(first, second) and not np.shares_memory(first, bigger)
-        inner = Workspace()
-        with reusing(inner):
-            assert not np.shares_memory(scratch((600, 7)), bigger)
-        assert np.shares_memory(scratch((600, 7)), bigger)  # the outer workspace again
-    assert not np.shares_memory(scratch((600, 7)), bigger)
-    ws.release()
-    with reusing(ws):
-        assert not np.shares_memory(scratch((600, 7)), bigger)
 
 
 def test_the_products_hand_back_their_own_arrays_not_views_of_the_reused_buffer():
